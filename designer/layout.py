@@ -1,0 +1,539 @@
+"""Layout model: the dataclasses a hybrid layout is made of, YAML load/save, pattern parsing, presets.
+
+A layout is one pattern string (Megatron-LM hybrid symbols, one symbol = one pre-norm residual block)
+plus the sizes of each block kind. Everything else in the product (rules, profiler, exporter, app)
+reads a `Layout`; nothing else parses YAML or pattern strings.
+
+This module imports no torch and no networkx: `designer validate` must start fast.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+# --------------------------------------------------------------------------------------------------
+# Symbols
+
+MAMBA, ATTENTION, MLP, MOE = "M", "*", "-", "E"
+SYMBOLS: dict[str, str] = {MAMBA: "mamba", ATTENTION: "attention", MLP: "mlp", MOE: "moe"}
+KIND_TO_SYMBOL = {v: k for k, v in SYMBOLS.items()}
+# the config block each symbol needs
+BLOCK_OF_SYMBOL = {MAMBA: "mamba", ATTENTION: "attention", MLP: "mlp", MOE: "moe"}
+
+ACTIVATIONS = ("relu2", "swiglu", "gelu")
+GATED_ACTIVATIONS = ("swiglu",)
+NAME_RE = re.compile(r"^[a-z0-9._-]+$")
+
+# Sizes beyond these are typos, not models (a 1M-wide hidden layer, a 100k-layer stack).
+MAX_DIM = 1 << 20
+MAX_LAYERS = 4096
+MAX_VOCAB = 1 << 24
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PRESET_DIR = REPO_ROOT / "profiles" / "models"
+
+
+class LayoutError(ValueError):
+    """Bad input: a file, key or value that cannot be a layout. The message says where and what is allowed."""
+
+    def __init__(self, message: str, *, source: str | None = None, key: str | None = None,
+                 layer: int | None = None):
+        self.source, self.key, self.layer = source, key, layer
+        where = []
+        if source:
+            where.append(str(source))
+        if key:
+            where.append(f"key '{key}'")
+        if layer is not None:
+            where.append(f"layer {layer}")
+        super().__init__(f"{': '.join([', '.join(where)]) + ': ' if where else ''}{message}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Block configs
+
+
+@dataclass(frozen=True)
+class MambaConfig:
+    """Mamba mixer. version 2 = Mamba-2 (SSD, multi-head), version 1 = Mamba-1 (selective scan)."""
+
+    version: int = 2
+    num_heads: int = 128            # v2
+    head_dim: int = 64              # v2; d_inner = num_heads * head_dim
+    n_groups: int = 8               # v2; B and C are shared within a group of heads
+    expand: int = 2                 # v1; d_inner = expand * hidden_size
+    dt_rank: int | str = "auto"     # v1; "auto" = ceil(hidden / 16)
+    state_size: int = 128
+    conv_kernel: int = 4
+    conv_bias: bool = True
+    proj_bias: bool = False
+    chunk_size: int = 128           # v2 SSD chunk length
+    # v1 (Falcon Mamba): RMSNorms without weights on B, C and dt inside the mixer
+    bcdt_norm: bool = False
+
+    def d_inner(self, hidden_size: int) -> int:
+        return self.num_heads * self.head_dim if self.version == 2 else self.expand * hidden_size
+
+    def dt_rank_value(self, hidden_size: int) -> int:
+        return math.ceil(hidden_size / 16) if self.dt_rank == "auto" else int(self.dt_rank)
+
+    def conv_dim(self, hidden_size: int) -> int:
+        """Channels that pass through the depthwise conv: x, B, C for v2; x only for v1."""
+        d_inner = self.d_inner(hidden_size)
+        return d_inner + 2 * self.n_groups * self.state_size if self.version == 2 else d_inner
+
+
+@dataclass(frozen=True)
+class AttentionConfig:
+    num_heads: int = 32
+    num_kv_heads: int = 8
+    head_dim: int = 128
+    qkv_bias: bool = False
+    o_bias: bool = False
+    rope_theta: float | None = None  # None = no position embedding (Nemotron-H)
+    sliding_window: int | None = None
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    intermediate_size: int = 21504
+    activation: str = "relu2"       # relu2 (not gated) | swiglu (gated) | gelu
+    bias: bool = False
+
+    @property
+    def gated(self) -> bool:
+        return self.activation in GATED_ACTIVATIONS
+
+
+@dataclass(frozen=True)
+class MoEConfig:
+    num_experts: int = 128
+    top_k: int = 6
+    intermediate_size: int = 1856           # per routed expert
+    shared_intermediate_size: int = 0       # 0 = no shared expert
+    activation: str = "relu2"
+    router_bias: bool = True                # score-correction bias per expert (Nemotron-3 / DeepSeek-V3 style)
+
+    @property
+    def gated(self) -> bool:
+        return self.activation in GATED_ACTIVATIONS
+
+
+@dataclass(frozen=True)
+class ParallelConfig:
+    tensor: int = 1
+    pipeline: int = 1
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    precision: str = "bf16"         # bf16 | fp8 (Nemotron-H recipe: E4M3 fwd, E5M2 grads, current scaling)
+    bf16_edge_layers: int = 4       # fp8 recipe: first/last N GEMM layers kept in BF16 (paper §2.4)
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """User constraints, checked by the rule engine like any other rule (rule ids UC001...)."""
+
+    min_attention_layers: int | None = None
+    max_attention_layers: int | None = None
+    min_layers: int | None = None
+    max_layers: int | None = None
+    max_consecutive: dict[str, int] = field(default_factory=dict)   # symbol -> max run length
+    max_params: float | None = None          # total parameters
+    max_active_params: float | None = None
+    attention_fraction: float = 0.08         # NH004 target share of attention layers
+    attention_fraction_tolerance: float = 0.04
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    hidden_size: int
+    vocab_size: int
+    pattern: str
+    source: str = ""
+    tie_word_embeddings: bool = False
+    norm_eps: float = 1e-5
+    mamba: MambaConfig | None = None
+    attention: AttentionConfig | None = None
+    mlp: MLPConfig | None = None
+    moe: MoEConfig | None = None
+    rules: tuple[str, ...] = ()
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    constraints: Constraints = field(default_factory=Constraints)
+    family: str | None = None        # hf family hint: nemotron_h, falcon_mamba, mamba2, llama, qwen2
+    max_position_embeddings: int = 131072
+
+    # ---- derived ------------------------------------------------------------------------------
+    @property
+    def num_layers(self) -> int:
+        return len(self.pattern)
+
+    def count(self, symbol: str) -> int:
+        return self.pattern.count(symbol)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {s: self.pattern.count(s) for s in SYMBOLS}
+
+    def indices(self, symbol: str) -> list[int]:
+        return [i for i, s in enumerate(self.pattern) if s == symbol]
+
+    @property
+    def attention_fraction(self) -> float:
+        return self.count(ATTENTION) / max(1, self.num_layers)
+
+    def block_config(self, symbol: str) -> Any:
+        return getattr(self, BLOCK_OF_SYMBOL[symbol])
+
+    def replace(self, **changes: Any) -> "Layout":
+        return dataclasses.replace(self, **changes)
+
+    def with_pattern(self, pattern: str) -> "Layout":
+        return dataclasses.replace(self, pattern=pattern)
+
+    def to_dict(self) -> dict[str, Any]:
+        return layout_to_dict(self)
+
+    def to_yaml(self) -> str:
+        return dump_yaml(self)
+
+
+# --------------------------------------------------------------------------------------------------
+# Pattern strings
+
+
+def parse_pattern(pattern: Any, *, source: str | None = None) -> str:
+    """Check a Megatron-style pattern string. Spaces and `|` (pipeline-stage marks) are ignored."""
+    if not isinstance(pattern, str):
+        raise LayoutError(f"must be a string of layer symbols {' '.join(SYMBOLS)}, got {type(pattern).__name__}",
+                          source=source, key="pattern")
+    cleaned = "".join(ch for ch in pattern if ch not in " \t\n|")
+    if not cleaned:
+        raise LayoutError("is empty: a layout needs at least one layer (symbols M * - E)",
+                          source=source, key="pattern")
+    for i, ch in enumerate(cleaned):
+        if ch not in SYMBOLS:
+            allowed = ", ".join(f"'{s}' {k}" for s, k in SYMBOLS.items())
+            raise LayoutError(f"unknown symbol {ch!r}; allowed: {allowed}", source=source, key="pattern", layer=i)
+    if len(cleaned) > MAX_LAYERS:
+        raise LayoutError(f"has {len(cleaned)} layers; at most {MAX_LAYERS} allowed", source=source, key="pattern")
+    return cleaned
+
+
+def pattern_runs(pattern: str) -> list[tuple[str, int, int]]:
+    """Runs of equal symbols as (symbol, start, length)."""
+    runs: list[tuple[str, int, int]] = []
+    for i, ch in enumerate(pattern):
+        if runs and runs[-1][0] == ch:
+            s, start, n = runs[-1]
+            runs[-1] = (s, start, n + 1)
+        else:
+            runs.append((ch, i, 1))
+    return runs
+
+
+# --------------------------------------------------------------------------------------------------
+# Dict <-> Layout with precise messages
+
+
+def _did_you_mean(key: str, allowed: Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _check_keys(data: dict, cls: type, where: str, source: str | None) -> None:
+    allowed = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if not isinstance(key, str) or key not in allowed:
+            raise LayoutError(f"unknown key{_did_you_mean(str(key), allowed)}; allowed: {', '.join(allowed)}",
+                              source=source, key=f"{where}{key}")
+
+
+def _as_int(value: Any, key: str, source: str | None, *, minimum: int = 1, maximum: int = MAX_DIM) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(value, float)
+                                                                          and not value.is_integer()):
+        raise LayoutError(f"must be an integer, got {value!r}", source=source, key=key)
+    value = int(value)
+    if value < minimum:
+        raise LayoutError(f"must be >= {minimum}, got {value}", source=source, key=key)
+    if value > maximum:
+        raise LayoutError(f"must be <= {maximum}, got {value} (an absurd size; typo?)", source=source, key=key)
+    return value
+
+
+def _as_float(value: Any, key: str, source: str | None, *, minimum: float = 0.0, maximum: float = math.inf,
+              strict_min: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise LayoutError(f"must be a number, got {value!r}", source=source, key=key)
+    value = float(value)
+    if not math.isfinite(value) or (value <= minimum if strict_min else value < minimum) or value > maximum:
+        rel = ">" if strict_min else ">="
+        raise LayoutError(f"must be a finite number {rel} {minimum}" + (f" and <= {maximum}" if math.isfinite(maximum)
+                          else "") + f", got {value!r}", source=source, key=key)
+    return value
+
+
+def _as_bool(value: Any, key: str, source: str | None) -> bool:
+    if not isinstance(value, bool):
+        raise LayoutError(f"must be true or false, got {value!r}", source=source, key=key)
+    return value
+
+
+def _as_choice(value: Any, key: str, source: str | None, choices: Iterable[Any]) -> Any:
+    choices = list(choices)
+    if value not in choices:
+        hint = _did_you_mean(str(value), [str(c) for c in choices])
+        raise LayoutError(f"got {value!r}{hint}; allowed: {', '.join(map(str, choices))}", source=source, key=key)
+    return value
+
+
+# per-field converters; fields not listed are checked by their default's type
+_INT_FIELDS = {"num_heads", "head_dim", "n_groups", "expand", "state_size", "conv_kernel", "chunk_size",
+               "num_kv_heads", "intermediate_size", "num_experts", "top_k", "tensor", "pipeline",
+               "hidden_size", "vocab_size", "max_position_embeddings", "sliding_window"}
+_ZERO_OK = {"shared_intermediate_size", "bf16_edge_layers"}
+
+
+def _convert_field(cls: type, name: str, value: Any, key: str, source: str | None) -> Any:
+    if cls is MambaConfig and name == "version":
+        return _as_choice(value, key, source, (1, 2))
+    if cls is MambaConfig and name == "dt_rank":
+        return "auto" if value == "auto" else _as_int(value, key, source)
+    if name == "activation":
+        return _as_choice(value, key, source, ACTIVATIONS)
+    if cls is TrainingConfig and name == "precision":
+        return _as_choice(value, key, source, ("bf16", "fp8", "fp4"))
+    if name == "rope_theta":
+        return None if value is None else _as_float(value, key, source)
+    if name == "sliding_window":
+        return None if value is None else _as_int(value, key, source)
+    if name in _ZERO_OK:
+        return _as_int(value, key, source, minimum=0)
+    if name == "max_position_embeddings":
+        return _as_int(value, key, source, maximum=1 << 26)
+    if name in _INT_FIELDS:
+        return _as_int(value, key, source)
+    default = next(f for f in dataclasses.fields(cls) if f.name == name).default
+    if isinstance(default, bool):
+        return _as_bool(value, key, source)
+    return value
+
+
+def _block_from_dict(cls: type, data: Any, where: str, source: str | None) -> Any:
+    if not isinstance(data, dict):
+        raise LayoutError(f"must be a mapping of {', '.join(f.name for f in dataclasses.fields(cls))}, "
+                          f"got {type(data).__name__}", source=source, key=where)
+    _check_keys(data, cls, f"{where}.", source)
+    kwargs = {k: _convert_field(cls, k, v, f"{where}.{k}", source) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def _constraints_from_dict(data: Any, source: str | None) -> Constraints:
+    if not isinstance(data, dict):
+        raise LayoutError("must be a mapping", source=source, key="constraints")
+    _check_keys(data, Constraints, "constraints.", source)
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        key = f"constraints.{k}"
+        if k == "max_consecutive":
+            if not isinstance(v, dict):
+                raise LayoutError("must map a symbol (M * - E) to a run length, e.g. {M: 4}", source=source, key=key)
+            out[k] = {}
+            for sym, n in v.items():
+                sym = KIND_TO_SYMBOL.get(sym, sym)
+                _as_choice(sym, f"{key}.{sym}", source, SYMBOLS)
+                out[k][sym] = _as_int(n, f"{key}.{sym}", source)
+        elif k in ("max_params", "max_active_params"):
+            out[k] = _as_float(v, key, source)
+        elif k in ("attention_fraction", "attention_fraction_tolerance"):
+            out[k] = _as_float(v, key, source, minimum=0.0, maximum=1.0, strict_min=False)
+        else:
+            out[k] = None if v is None else _as_int(v, key, source, minimum=0, maximum=MAX_LAYERS)
+    return Constraints(**out)
+
+
+_BLOCKS: dict[str, type] = {"mamba": MambaConfig, "attention": AttentionConfig, "mlp": MLPConfig,
+                            "moe": MoEConfig, "parallel": ParallelConfig, "training": TrainingConfig}
+
+
+def layout_from_dict(data: Any, *, source: str | None = None) -> Layout:
+    """Build a Layout from parsed YAML/JSON. Raises LayoutError naming the key and what is allowed."""
+    if not isinstance(data, dict):
+        raise LayoutError(f"a layout file must be a YAML mapping (name:, hidden_size:, pattern:, ...), "
+                          f"got {type(data).__name__}", source=source)
+    _check_keys(data, Layout, "", source)
+    for required in ("name", "hidden_size", "vocab_size", "pattern"):
+        if required not in data:
+            raise LayoutError("missing; every layout needs name, hidden_size, vocab_size and pattern",
+                              source=source, key=required)
+    name = data["name"]
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise LayoutError(f"must match [a-z0-9._-]+, got {name!r}", source=source, key="name")
+    pattern = parse_pattern(data["pattern"], source=source)
+    kwargs: dict[str, Any] = {
+        "name": name,
+        "pattern": pattern,
+        "hidden_size": _as_int(data["hidden_size"], "hidden_size", source),
+        "vocab_size": _as_int(data["vocab_size"], "vocab_size", source, maximum=MAX_VOCAB),
+    }
+    if "source" in data:
+        kwargs["source"] = "" if data["source"] is None else str(data["source"])
+    if "tie_word_embeddings" in data:
+        kwargs["tie_word_embeddings"] = _as_bool(data["tie_word_embeddings"], "tie_word_embeddings", source)
+    if "norm_eps" in data:
+        kwargs["norm_eps"] = _as_float(data["norm_eps"], "norm_eps", source, maximum=1.0)
+    if "max_position_embeddings" in data:
+        kwargs["max_position_embeddings"] = _as_int(data["max_position_embeddings"], "max_position_embeddings",
+                                                    source, maximum=1 << 26)
+    if data.get("family") is not None:
+        kwargs["family"] = _as_choice(data["family"], "family", source,
+                                      ("nemotron_h", "falcon_mamba", "mamba2", "llama", "qwen2"))
+    for key, cls in _BLOCKS.items():
+        if data.get(key) is not None:
+            kwargs[key] = _block_from_dict(cls, data[key], key, source)
+    if data.get("constraints") is not None:
+        kwargs["constraints"] = _constraints_from_dict(data["constraints"], source)
+    rules = data.get("rules", [])
+    if isinstance(rules, str):
+        rules = [rules]
+    if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
+        raise LayoutError(f"must be a list of rule-set names, got {rules!r}", source=source, key="rules")
+    kwargs["rules"] = tuple(rules)
+    layout = Layout(**kwargs)
+    _check_blocks_present(layout, source)
+    return layout
+
+
+def _check_blocks_present(layout: Layout, source: str | None) -> None:
+    """A symbol used in the pattern needs its config block: without it there is nothing to size."""
+    for sym, block in BLOCK_OF_SYMBOL.items():
+        if sym in layout.pattern and getattr(layout, block) is None:
+            first = layout.pattern.index(sym)
+            raise LayoutError(f"the pattern uses '{sym}' ({SYMBOLS[sym]}, first at layer {first}) but the file "
+                              f"has no '{block}:' block with its sizes", source=source, key=block, layer=first)
+
+
+def _strip_defaults(obj: Any) -> dict[str, Any]:
+    out = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING)
+        if value != default:
+            out[f.name] = value
+    return out
+
+
+def layout_to_dict(layout: Layout, *, full: bool = False) -> dict[str, Any]:
+    """Plain dict in the file's key order; blocks the pattern does not use are dropped.
+
+    `full=True` writes every field of every used block (what the exporter writes as the normalised layout).
+    """
+    d: dict[str, Any] = {"name": layout.name}
+    if layout.source:
+        d["source"] = layout.source
+    if layout.family:
+        d["family"] = layout.family
+    d.update(hidden_size=layout.hidden_size, vocab_size=layout.vocab_size,
+             tie_word_embeddings=layout.tie_word_embeddings, norm_eps=layout.norm_eps, pattern=layout.pattern)
+    if full or layout.max_position_embeddings != 131072:
+        d["max_position_embeddings"] = layout.max_position_embeddings
+    for sym, block in BLOCK_OF_SYMBOL.items():
+        cfg = getattr(layout, block)
+        if cfg is not None and (sym in layout.pattern or full):
+            d[block] = dataclasses.asdict(cfg)
+    if layout.rules:
+        d["rules"] = list(layout.rules)
+    for key in ("parallel", "training", "constraints"):
+        stripped = _strip_defaults(getattr(layout, key))
+        if stripped or full:
+            d[key] = dataclasses.asdict(getattr(layout, key)) if full else stripped
+    return d
+
+
+# --------------------------------------------------------------------------------------------------
+# Files and presets
+
+
+def dump_yaml(layout: Layout, *, full: bool = False) -> str:
+    return yaml.safe_dump(layout_to_dict(layout, full=full), sort_keys=False, default_flow_style=None, width=120)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write to a temporary file beside `path`, then rename: a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_layout(layout: Layout, path: str | os.PathLike, *, full: bool = False) -> None:
+    atomic_write_text(path, dump_yaml(layout, full=full))
+
+
+def parse_yaml_text(text: str, *, source: str | None = None) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise LayoutError(f"malformed YAML{where}: {problem}", source=source) from None
+
+
+def layout_from_text(text: str, *, source: str | None = None) -> Layout:
+    """YAML layout text, or a Hugging Face config.json's text (detected by its `model_type`)."""
+    data = parse_yaml_text(text, source=source)
+    if isinstance(data, dict) and "model_type" in data and "pattern" not in data:
+        from designer.hf import layout_from_hf_config
+        return layout_from_hf_config(data, source=source)
+    return layout_from_dict(data, source=source)
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def preset_path(name: str) -> Path:
+    return PRESET_DIR / f"{name}.yaml"
+
+
+def load_layout(ref: str | os.PathLike) -> Layout:
+    """Load a layout from a file path (YAML or HF config.json) or a preset name."""
+    path = Path(ref)
+    if not path.is_file():
+        candidate = preset_path(str(ref))
+        if isinstance(ref, str) and NAME_RE.match(ref) and candidate.is_file():
+            path = candidate
+        else:
+            names = preset_names()
+            hint = _did_you_mean(str(ref), names)
+            raise LayoutError(f"no such file or preset{hint}; presets: {', '.join(names)}", source=str(ref))
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise LayoutError(f"cannot read: {e.__class__.__name__}: {e}", source=str(ref)) from None
+    return layout_from_text(text, source=str(ref))
+
+
+def load_preset(name: str) -> Layout:
+    return load_layout(name)
