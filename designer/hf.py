@@ -1,0 +1,306 @@
+"""Hugging Face `config.json` <-> Layout, both directions, in one place.
+
+Families (transformers model_type): nemotron_h (Mamba-2 hybrids incl. MoE, no position embedding),
+falcon_mamba and mamba (pure Mamba-1), mamba2 (pure Mamba-2), llama / mistral / qwen2 (dense, one HF
+decoder layer = the pattern pair `*-`). Field names follow transformers' configuration files.
+No torch import here.
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from designer.layout import (ATTENTION, MAMBA, MLP, MOE, AttentionConfig, Layout, LayoutError, MambaConfig,
+                             MLPConfig, MoEConfig, layout_from_dict, layout_to_dict)
+
+FAMILIES = ("nemotron_h", "falcon_mamba", "mamba2", "llama", "qwen2")
+
+# nemotron_h layer-type names, old (hybrid_override_pattern era) and new (layers_block_type lists)
+_NH_TYPE_TO_SYMBOL = {"mamba": MAMBA, "linear_attention": MAMBA, "attention": ATTENTION, "full_attention": ATTENTION,
+                      "mlp": MLP, "moe": MOE}
+_NH_SYMBOL_TO_TYPE = {MAMBA: "mamba", ATTENTION: "attention", MLP: "mlp", MOE: "moe"}
+_HF_ACT = {"relu2": "relu2", "swiglu": "silu", "gelu": "gelu"}
+
+
+class HFUnsupported(LayoutError):
+    """The layout has no faithful Hugging Face family (the message says which feature is the obstacle)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Layout -> config.json
+
+
+def hf_family(layout: Layout) -> str:
+    """The transformers family that can express this layout exactly; raises HFUnsupported otherwise."""
+    reason = _unsupported_reason(layout)
+    if reason:
+        raise HFUnsupported(reason, source=layout.name)
+    if layout.family:
+        return layout.family
+    syms = set(layout.pattern)
+    if syms == {MAMBA}:
+        return "falcon_mamba" if layout.mamba.version == 1 else "mamba2"
+    if _is_dense(layout):
+        return "qwen2" if layout.attention.qkv_bias else "llama"
+    return "nemotron_h"
+
+
+def _is_dense(layout: Layout) -> bool:
+    p = layout.pattern
+    return len(p) % 2 == 0 and p == "*-" * (len(p) // 2) and layout.mlp is not None and layout.mlp.gated
+
+
+def _unsupported_reason(layout: Layout) -> str | None:
+    syms = set(layout.pattern)
+    fam = layout.family
+    if fam in ("llama", "qwen2") or (fam is None and _is_dense(layout)):
+        if not _is_dense(layout):
+            return "llama/qwen2 need the pattern '*-' repeated with a gated (swiglu) MLP"
+        if fam == "llama" and layout.attention.qkv_bias:
+            return "llama has no qkv bias; use family qwen2"
+        if fam == "qwen2" and not layout.attention.qkv_bias:
+            return "qwen2 always has a qkv bias; use family llama"
+        return None
+    if fam in ("falcon_mamba", "mamba2") or syms == {MAMBA}:
+        if syms != {MAMBA}:
+            return f"family {fam} is pure Mamba: the pattern may hold only 'M'"
+        want = 1 if fam == "falcon_mamba" else 2 if fam == "mamba2" else layout.mamba.version
+        if layout.mamba.version != want:
+            return f"family {fam} needs mamba.version {want}"
+        if want == 2 and layout.mamba.d_inner(layout.hidden_size) % layout.hidden_size:
+            return "HF mamba2 derives d_inner = expand * hidden with an integer expand; heads*head_dim is not a multiple"
+        if want == 1 and not layout.mamba.bcdt_norm and fam == "falcon_mamba":
+            return "falcon_mamba always normalises B, C and dt (mamba.bcdt_norm: true)"
+        return None
+    # nemotron_h hybrids
+    if layout.mamba is not None and layout.mamba.version != 2 and MAMBA in syms:
+        return "nemotron_h hybrids use Mamba-2 mixers (mamba.version: 2)"
+    if ATTENTION in syms and layout.attention.rope_theta is not None:
+        return "nemotron_h attention has no position embedding (attention.rope_theta must be null)"
+    if MLP in syms and layout.mlp.gated:
+        return "nemotron_h MLPs are not gated (mlp.activation relu2 or gelu)"
+    if MOE in syms and layout.moe.gated:
+        return "nemotron_h experts are not gated (moe.activation relu2 or gelu)"
+    if ATTENTION in syms and (layout.attention.qkv_bias or layout.attention.o_bias):
+        return "nemotron_h has one attention_bias for q, k, v and o; per-projection biases are not expressible"
+    return None
+
+
+def hf_config_from_layout(layout: Layout) -> dict[str, Any]:
+    """A config.json dict that transformers builds into the same model (same names and shapes)."""
+    family = hf_family(layout)
+    return _WRITERS[family](layout)
+
+
+def _common(layout: Layout, model_type: str, arch: str) -> dict[str, Any]:
+    return {"model_type": model_type, "architectures": [arch], "vocab_size": layout.vocab_size,
+            "hidden_size": layout.hidden_size, "tie_word_embeddings": layout.tie_word_embeddings,
+            "torch_dtype": "bfloat16"}
+
+
+def _write_nemotron_h(layout: Layout) -> dict[str, Any]:
+    d = _common(layout, "nemotron_h", "NemotronHForCausalLM")
+    d.update(num_hidden_layers=layout.num_layers, hybrid_override_pattern=layout.pattern,
+             layers_block_type=[_NH_SYMBOL_TO_TYPE[s] for s in layout.pattern],
+             layer_norm_epsilon=layout.norm_eps, max_position_embeddings=layout.max_position_embeddings,
+             use_bias=False, residual_in_fp32=False)
+    if layout.attention is not None:
+        a = layout.attention
+        d.update(num_attention_heads=a.num_heads, num_key_value_heads=a.num_kv_heads, head_dim=a.head_dim,
+                 attention_bias=False)
+    if layout.mlp is not None:
+        d.update(intermediate_size=layout.mlp.intermediate_size, mlp_hidden_act=_HF_ACT[layout.mlp.activation],
+                 mlp_bias=layout.mlp.bias)
+    if layout.mamba is not None:
+        m = layout.mamba
+        d.update(mamba_num_heads=m.num_heads, mamba_head_dim=m.head_dim, n_groups=m.n_groups,
+                 ssm_state_size=m.state_size, conv_kernel=m.conv_kernel, use_conv_bias=m.conv_bias,
+                 mamba_proj_bias=m.proj_bias, chunk_size=m.chunk_size, mamba_hidden_act="silu",
+                 expand=max(1, round(m.d_inner(layout.hidden_size) / layout.hidden_size)),
+                 mamba_ssm_cache_dtype="float32")
+    if layout.moe is not None:
+        e = layout.moe
+        d.update(n_routed_experts=e.num_experts, num_experts_per_tok=e.top_k, moe_intermediate_size=e.intermediate_size,
+                 moe_shared_expert_intermediate_size=e.shared_intermediate_size,
+                 n_shared_experts=1 if e.shared_intermediate_size else 0, n_group=1, topk_group=1,
+                 norm_topk_prob=True, routed_scaling_factor=1.0)
+        if layout.mlp is None:
+            d["mlp_hidden_act"] = _HF_ACT[e.activation]
+    return d
+
+
+def _write_falcon_mamba(layout: Layout) -> dict[str, Any]:
+    m = layout.mamba
+    d = _common(layout, "falcon_mamba", "FalconMambaForCausalLM")
+    d.update(num_hidden_layers=layout.num_layers, state_size=m.state_size, expand=m.expand,
+             intermediate_size=m.d_inner(layout.hidden_size), conv_kernel=m.conv_kernel, use_bias=m.proj_bias,
+             use_conv_bias=m.conv_bias, time_step_rank=m.dt_rank_value(layout.hidden_size),
+             layer_norm_epsilon=layout.norm_eps, mixer_rms_eps=1e-6, hidden_act="silu", residual_in_fp32=True)
+    return d
+
+
+def _write_mamba2(layout: Layout) -> dict[str, Any]:
+    m = layout.mamba
+    d = _common(layout, "mamba2", "Mamba2ForCausalLM")
+    d.update(num_hidden_layers=layout.num_layers, num_heads=m.num_heads, head_dim=m.head_dim,
+             expand=m.d_inner(layout.hidden_size) // layout.hidden_size, n_groups=m.n_groups,
+             state_size=m.state_size, conv_kernel=m.conv_kernel, use_bias=m.proj_bias, use_conv_bias=m.conv_bias,
+             chunk_size=m.chunk_size, layer_norm_epsilon=layout.norm_eps, hidden_act="silu", residual_in_fp32=True)
+    return d
+
+
+def _write_dense(layout: Layout, model_type: str, arch: str) -> dict[str, Any]:
+    a, f = layout.attention, layout.mlp
+    d = _common(layout, model_type, arch)
+    d.update(num_hidden_layers=layout.num_layers // 2, num_attention_heads=a.num_heads,
+             num_key_value_heads=a.num_kv_heads, head_dim=a.head_dim, intermediate_size=f.intermediate_size,
+             hidden_act="silu", rms_norm_eps=layout.norm_eps, rope_theta=a.rope_theta or 10000.0,
+             max_position_embeddings=layout.max_position_embeddings)
+    if model_type == "llama":
+        d.update(attention_bias=False, mlp_bias=f.bias)
+    if a.sliding_window:
+        d["sliding_window"] = a.sliding_window
+    return d
+
+
+_WRITERS = {
+    "nemotron_h": _write_nemotron_h,
+    "falcon_mamba": _write_falcon_mamba,
+    "mamba2": _write_mamba2,
+    "llama": lambda lay: _write_dense(lay, "llama", "LlamaForCausalLM"),
+    "qwen2": lambda lay: _write_dense(lay, "qwen2", "Qwen2ForCausalLM"),
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# config.json -> Layout
+
+
+def _slug(text: str) -> str:
+    s = re.sub(r"[^a-z0-9._-]+", "-", text.lower().split("/")[-1]).strip("-.")
+    return s or "imported"
+
+
+def _get(data: dict, *keys: str, default: Any = None, required: bool = True, source: str | None = None) -> Any:
+    for k in keys:
+        if k in data and data[k] is not None:
+            return data[k]
+    if required and default is None:
+        raise LayoutError(f"missing (needed to build the layout from a {data.get('model_type')} config)",
+                          source=source, key=keys[0])
+    return default
+
+
+def _nh_pattern(data: dict, source: str | None) -> str:
+    if isinstance(data.get("hybrid_override_pattern"), str):
+        return data["hybrid_override_pattern"]
+    types = data.get("layers_block_type") or data.get("layer_types")
+    if isinstance(types, list):
+        try:
+            return "".join(_NH_TYPE_TO_SYMBOL[t] for t in types)
+        except (KeyError, TypeError):
+            raise LayoutError(f"unknown layer type; allowed: {', '.join(_NH_TYPE_TO_SYMBOL)}", source=source,
+                              key="layers_block_type") from None
+    raise LayoutError("a nemotron_h config needs hybrid_override_pattern or layers_block_type", source=source,
+                      key="hybrid_override_pattern")
+
+
+def layout_from_hf_config(data: dict[str, Any], *, source: str | None = None, name: str | None = None) -> Layout:
+    """Build a Layout from a transformers config.json dict (nemotron_h, falcon_mamba, mamba, mamba2, llama,
+    mistral, qwen2)."""
+    mt = data.get("model_type")
+    g = lambda *k, **kw: _get(data, *k, source=source, **kw)  # noqa: E731
+    name = name or _slug(str(data.get("_name_or_path") or (source or "").rsplit("/", 1)[-1].removesuffix(".json")
+                             or mt or "imported"))
+    if name in ("config", "imported") and mt:
+        name = f"imported-{mt.replace('_', '-')}"
+    base: dict[str, Any] = {"name": name, "source": f"Hugging Face config.json ({mt})" + (f": {source}" if source else ""),
+                            "hidden_size": g("hidden_size", "d_model"), "vocab_size": g("vocab_size"),
+                            "tie_word_embeddings": bool(data.get("tie_word_embeddings", mt in ("mamba", "falcon_mamba"))),
+                            "norm_eps": float(g("layer_norm_epsilon", "rms_norm_eps", "norm_eps", default=1e-5))}
+    if mt == "nemotron_h":
+        pattern = _nh_pattern(data, source)
+        base.update(family="nemotron_h", pattern=pattern,
+                    max_position_embeddings=int(data.get("max_position_embeddings") or 8192))
+        if MAMBA in pattern:
+            base["mamba"] = dict(version=2, num_heads=g("mamba_num_heads"), head_dim=g("mamba_head_dim"),
+                                 n_groups=g("n_groups", "mamba_n_groups", default=8), state_size=g("ssm_state_size"),
+                                 conv_kernel=g("conv_kernel", "mamba_d_conv", default=4),
+                                 conv_bias=bool(data.get("use_conv_bias", True)),
+                                 proj_bias=bool(data.get("mamba_proj_bias", False)),
+                                 chunk_size=g("chunk_size", "mamba_chunk_size", default=128))
+        if ATTENTION in pattern:
+            heads = g("num_attention_heads")
+            base["attention"] = dict(num_heads=heads, num_kv_heads=g("num_key_value_heads", default=heads),
+                                     head_dim=g("head_dim", default=base["hidden_size"] // heads),
+                                     qkv_bias=False, rope_theta=None)
+        act = {"relu2": "relu2", "gelu": "gelu", "silu": "swiglu"}.get(data.get("mlp_hidden_act", "relu2"), "relu2")
+        if MLP in pattern:
+            base["mlp"] = dict(intermediate_size=g("intermediate_size"), activation=act,
+                               bias=bool(data.get("mlp_bias", False)))
+        if MOE in pattern:
+            base["moe"] = dict(num_experts=g("n_routed_experts", "num_local_experts"), top_k=g("num_experts_per_tok"),
+                               intermediate_size=g("moe_intermediate_size"),
+                               shared_intermediate_size=int(data.get("moe_shared_expert_intermediate_size") or 0)
+                               * int(data.get("n_shared_experts", 1) or 0),
+                               activation=act)
+        base["rules"] = ["nemotron-h"] if MOE not in pattern else []
+    elif mt in ("falcon_mamba", "mamba"):
+        hidden = base["hidden_size"]
+        expand = g("expand", default=2)
+        inter = data.get("intermediate_size") or expand * hidden
+        if inter % hidden:
+            raise LayoutError(f"intermediate_size {inter} is not a multiple of hidden_size {hidden}", source=source,
+                              key="intermediate_size")
+        base.update(family="falcon_mamba" if mt == "falcon_mamba" else None, pattern=MAMBA * g("num_hidden_layers", "n_layer"),
+                    mamba=dict(version=1, expand=inter // hidden, dt_rank=data.get("time_step_rank", "auto"),
+                               state_size=g("state_size", default=16), conv_kernel=g("conv_kernel", default=4),
+                               conv_bias=bool(data.get("use_conv_bias", True)), proj_bias=bool(data.get("use_bias", False)),
+                               bcdt_norm=mt == "falcon_mamba"))
+        if base["family"] is None:
+            del base["family"]
+    elif mt == "mamba2":
+        hidden = base["hidden_size"]
+        heads = g("num_heads")
+        head_dim = g("head_dim", default=int(g("expand", default=2) * hidden) // heads)
+        base.update(family="mamba2", pattern=MAMBA * g("num_hidden_layers", "n_layer"),
+                    mamba=dict(version=2, num_heads=heads, head_dim=head_dim, n_groups=g("n_groups", default=1),
+                               state_size=g("state_size", default=128), conv_kernel=g("conv_kernel", default=4),
+                               conv_bias=bool(data.get("use_conv_bias", True)), proj_bias=bool(data.get("use_bias", False)),
+                               chunk_size=g("chunk_size", default=256)))
+    elif mt in ("llama", "mistral", "qwen2"):
+        heads = g("num_attention_heads")
+        hidden = base["hidden_size"]
+        qkv_bias = mt == "qwen2" or bool(data.get("attention_bias", False))
+        base.update(family="qwen2" if mt == "qwen2" else "llama", pattern="*-" * g("num_hidden_layers"),
+                    max_position_embeddings=int(data.get("max_position_embeddings") or 131072),
+                    attention=dict(num_heads=heads, num_kv_heads=g("num_key_value_heads", default=heads),
+                                   head_dim=g("head_dim", default=hidden // heads), qkv_bias=qkv_bias,
+                                   rope_theta=float(_rope_theta(data)),
+                                   sliding_window=data.get("sliding_window") if data.get("use_sliding_window",
+                                                                                          mt == "mistral") else None),
+                    mlp=dict(intermediate_size=g("intermediate_size"), activation="swiglu",
+                             bias=bool(data.get("mlp_bias", False))))
+        if mt == "llama" and qkv_bias:
+            base["family"] = None
+            del base["family"]
+    else:
+        known = "nemotron_h, falcon_mamba, mamba, mamba2, llama, mistral, qwen2"
+        raise LayoutError(f"model_type {mt!r} is not supported; supported: {known}", source=source, key="model_type")
+    return layout_from_dict(base, source=source)
+
+
+def _rope_theta(data: dict) -> float:
+    if data.get("rope_theta") is not None:
+        return float(data["rope_theta"])
+    params = data.get("rope_parameters") or data.get("rope_scaling") or {}
+    return float(params.get("rope_theta", 10000.0)) if isinstance(params, dict) else 10000.0
+
+
+def roundtrip_ok(layout: Layout) -> bool:
+    """Layout -> config.json -> Layout keeps every size (used in tests)."""
+    back = layout_from_hf_config(hf_config_from_layout(layout), name=layout.name)
+    a, b = layout_to_dict(layout, full=True), layout_to_dict(back, full=True)
+    keys = ("hidden_size", "vocab_size", "pattern", "tie_word_embeddings", "mamba", "attention", "mlp", "moe")
+    return all(a.get(k) == b.get(k) for k in keys) and math.isclose(layout.norm_eps, back.norm_eps)
