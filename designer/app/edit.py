@@ -1,0 +1,162 @@
+"""Pure pattern edits behind the Editor page, and the undo/redo history of layouts.
+
+Every function takes a pattern string (or a Layout) and returns a new one; nothing here touches Streamlit,
+so the page is a thin shell and these are unit-tested on their own. Layer ranges are inclusive
+(`start..end`), as the page shows them ("layers 7 to 9").
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from designer.layout import (BLOCK_OF_SYMBOL, SYMBOLS, AttentionConfig, Layout, LayoutError, MambaConfig,
+                             MLPConfig, MoEConfig, layout_from_dict, layout_to_dict, parse_pattern)
+
+# default sizes for a block kind the layout did not have yet (e.g. attention added to a pure-Mamba model);
+# the page says they were added so the user can size them.
+_DEFAULT_BLOCKS = {"mamba": MambaConfig, "attention": AttentionConfig, "mlp": MLPConfig, "moe": MoEConfig}
+
+
+def _check_range(pattern: str, start: int, end: int) -> tuple[int, int]:
+    n = len(pattern)
+    if start > end:
+        start, end = end, start
+    if start < 0 or end >= n:
+        raise LayoutError(f"layers {start}..{end} are out of range; expected 0..{n - 1}", key="pattern")
+    return start, end
+
+
+def _check_symbol(symbol: str) -> str:
+    if symbol not in SYMBOLS:
+        allowed = ", ".join(f"'{s}' {k}" for s, k in SYMBOLS.items())
+        raise LayoutError(f"unknown layer kind {symbol!r}; allowed: {allowed}", key="pattern")
+    return symbol
+
+
+def set_kind(pattern: str, start: int, end: int, symbol: str) -> str:
+    """Layers start..end (inclusive) become `symbol`."""
+    start, end = _check_range(pattern, start, end)
+    return pattern[:start] + _check_symbol(symbol) * (end - start + 1) + pattern[end + 1:]
+
+
+def insert(pattern: str, at: int, symbols: str) -> str:
+    """Insert `symbols` so that the first of them becomes layer `at` (at == len(pattern) appends)."""
+    if not 0 <= at <= len(pattern):
+        raise LayoutError(f"cannot insert at layer {at}; expected 0..{len(pattern)}", key="pattern")
+    for s in symbols:
+        _check_symbol(s)
+    return pattern[:at] + symbols + pattern[at:]
+
+
+def delete(pattern: str, start: int, end: int) -> str:
+    """Remove layers start..end; a layout keeps at least one layer."""
+    start, end = _check_range(pattern, start, end)
+    out = pattern[:start] + pattern[end + 1:]
+    if not out:
+        raise LayoutError("cannot delete every layer; a layout needs at least one", key="pattern")
+    return out
+
+
+def move(pattern: str, start: int, end: int, to: int) -> str:
+    """Move the block start..end so that it begins at layer `to` of the result."""
+    start, end = _check_range(pattern, start, end)
+    block = pattern[start:end + 1]
+    rest = pattern[:start] + pattern[end + 1:]
+    if not 0 <= to <= len(rest):
+        raise LayoutError(f"cannot move layers {start}..{end} to {to}; expected 0..{len(rest)}", key="pattern")
+    return rest[:to] + block + rest[to:]
+
+
+def shift(pattern: str, start: int, end: int, step: int) -> tuple[str, int, int]:
+    """Move start..end by `step` places (clamped at the ends); returns the pattern and the block's new range."""
+    start, end = _check_range(pattern, start, end)
+    to = min(max(start + step, 0), len(pattern) - (end - start + 1))
+    return move(pattern, start, end, to), to, to + end - start
+
+
+def ensure_blocks(layout: Layout) -> tuple[Layout, list[str]]:
+    """Give every symbol the pattern uses a config block; returns the layout and the names of blocks added."""
+    added = []
+    for sym, block in BLOCK_OF_SYMBOL.items():
+        if sym in layout.pattern and getattr(layout, block) is None:
+            layout = dataclasses.replace(layout, **{block: _DEFAULT_BLOCKS[block]()})
+            added.append(block)
+    return layout, added
+
+
+def with_pattern(layout: Layout, pattern: str) -> tuple[Layout, list[str]]:
+    """The layout with a new (checked) pattern, adding default blocks for kinds it lacked."""
+    return ensure_blocks(layout.with_pattern(parse_pattern(pattern)))
+
+
+def with_sizes(layout: Layout, top: dict, blocks: dict[str, dict]) -> Layout:
+    """Apply edited top-level values (hidden_size, name, ...) and block fields, validated like a file.
+
+    Raises LayoutError naming the key when a value is not allowed."""
+    d = layout_to_dict(layout)
+    d.update(top)
+    for block, fields in blocks.items():
+        cfg = getattr(layout, block)
+        d[block] = {**(dataclasses.asdict(cfg) if cfg is not None else {}), **fields}
+    return layout_from_dict(d, source="edited sizes")
+
+
+# --------------------------------------------------------------------------------------------------
+# Undo / redo
+
+
+@dataclass
+class History:
+    """Layouts the user has been through: `present`, what undo returns to (`past`), what redo replays."""
+
+    present: Layout
+    past: list[Layout] = field(default_factory=list)
+    future: list[Layout] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)      # one note per past entry: what changed it
+    future_notes: list[str] = field(default_factory=list)
+    limit: int = 200
+    revision: int = 0                                   # bumps on every change; widgets re-sync on it
+
+    def push(self, layout: Layout, note: str = "") -> bool:
+        """Make `layout` the present one. An unchanged layout is not recorded; returns whether it changed."""
+        if layout == self.present:
+            return False
+        self.past.append(self.present)
+        self.notes.append(note)
+        if len(self.past) > self.limit:
+            del self.past[0], self.notes[0]
+        self.present = layout
+        self.future.clear()
+        self.future_notes.clear()
+        self.revision += 1
+        return True
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self.past)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self.future)
+
+    def undo(self) -> str | None:
+        """Step back; returns the note of the change undone (None when there is nothing to undo)."""
+        if not self.past:
+            return None
+        note = self.notes.pop()
+        self.future.append(self.present)
+        self.future_notes.append(note)
+        self.present = self.past.pop()
+        self.revision += 1
+        return note
+
+    def redo(self) -> str | None:
+        """Replay the last undone change; returns its note (None when there is nothing to redo)."""
+        if not self.future:
+            return None
+        note = self.future_notes.pop()
+        self.past.append(self.present)
+        self.notes.append(note)
+        self.present = self.future.pop()
+        self.revision += 1
+        return note
