@@ -1,0 +1,931 @@
+"""A hybrid Mamba-Transformer language model in one file, built from the `layout.yaml` beside it.
+
+Written by `designer export`; it imports only torch (and PyYAML if you hand it a YAML layout).
+
+    model = build_model()                          # the nn.Module for ./layout.yaml (random weights)
+    logits = model(input_ids)                      # (batch, seq, vocab), float32; training / scoring
+    loss = model.loss(input_ids, targets)          # mean next-token cross-entropy
+    out = model.generate(prompt_ids, max_new_tokens=32, temperature=0.0)   # prefill, then cached decode
+
+    cache = model.new_cache(batch_size, max_seq_len)   # KV cache + Mamba conv/SSM states
+    logits = model(prompt_ids, cache=cache)            # prefill: fills the cache
+    logits = model(next_ids, cache=cache)              # decode one (or more) tokens
+
+One symbol of the layout's pattern is one pre-norm residual block: `M` Mamba mixer, `*` attention,
+`-` MLP, `E` mixture of experts (Megatron-LM hybrid symbols). Parameter names and shapes follow the
+Hugging Face transformers family of the layout (nemotron_h, falcon_mamba / mamba2, llama / qwen2), so
+`state_dict()` loads into the transformers model built from the exported config.json, and back.
+
+The Mamba scans here are plain PyTorch: the chunked SSD scan (segment sums and einsums, after
+mamba_ssm's ssd_minimal) for Mamba-2, a chunked log-depth scan for Mamba-1, and the one-token recurrences
+used for decoding. They are the reference the optional CUDA kernels (mamba_ssm, causal-conv1d) are
+tested against; the kernels are used only on CUDA tensors, only when installed, and never when the
+environment sets MODEL_PURE_TORCH=1.
+
+`python model.py` builds the model, prints its parameter count, and runs a forward pass and a short
+generation on random weights (on a scaled-down copy when the full model would not fit in memory).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# Optional fast kernels (CUDA only). The pure-torch code below is the reference implementation.
+try:
+    from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined
+except Exception:  # ImportError, or a broken CUDA/Triton install
+    mamba_chunk_scan_combined = None
+try:
+    from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
+except Exception:
+    selective_scan_fn = None
+try:
+    from causal_conv1d import causal_conv1d_fn
+except Exception:
+    causal_conv1d_fn = None
+
+USE_KERNELS = os.environ.get("MODEL_PURE_TORCH", "0") in ("", "0")
+_SDPA_HAS_GQA = tuple(int(v) for v in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 5)
+
+DENSE_FAMILIES = ("llama", "qwen2")              # one HF decoder layer = the pattern pair `*-`
+SSM_FAMILIES = ("falcon_mamba", "mamba", "mamba2")  # transformers calls the trunk `backbone`
+
+
+# --------------------------------------------------------------------------------------------------
+# Configuration: the layout file, read into small dataclasses (same fields and defaults as designer's)
+
+
+@dataclass
+class MambaArgs:
+    version: int = 2                # 2 = Mamba-2 (SSD, multi-head), 1 = Mamba-1 (selective scan)
+    num_heads: int = 128            # v2; d_inner = num_heads * head_dim
+    head_dim: int = 64
+    n_groups: int = 8               # v2; B and C are shared by the heads of a group
+    expand: int = 2                 # v1; d_inner = expand * hidden_size
+    dt_rank: int | str = "auto"     # v1; "auto" = ceil(hidden / 16)
+    state_size: int = 128
+    conv_kernel: int = 4
+    conv_bias: bool = True
+    proj_bias: bool = False
+    chunk_size: int = 128
+    bcdt_norm: bool = False         # v1 (Falcon Mamba): weightless RMSNorm on B, C and dt
+
+
+@dataclass
+class AttentionArgs:
+    num_heads: int = 32
+    num_kv_heads: int = 8
+    head_dim: int = 128
+    qkv_bias: bool = False
+    o_bias: bool = False
+    rope_theta: float | None = None   # None: no position embedding (Nemotron-H)
+    sliding_window: int | None = None
+
+
+@dataclass
+class MLPArgs:
+    intermediate_size: int = 21504
+    activation: str = "relu2"       # relu2 | swiglu (gated) | gelu
+    bias: bool = False
+
+
+@dataclass
+class MoEArgs:
+    num_experts: int = 128
+    top_k: int = 6
+    intermediate_size: int = 1856           # per routed expert
+    shared_intermediate_size: int = 0       # 0 = no shared expert
+    activation: str = "relu2"
+    router_bias: bool = True                # sigmoid router with a score-correction bias (DeepSeek-V3 style)
+    routed_scaling_factor: float = 1.0
+
+
+@dataclass
+class ModelArgs:
+    name: str
+    hidden_size: int
+    vocab_size: int
+    pattern: str
+    family: str | None = None
+    tie_word_embeddings: bool = False
+    norm_eps: float = 1e-5
+    max_position_embeddings: int = 131072
+    mamba: MambaArgs | None = None
+    attention: AttentionArgs | None = None
+    mlp: MLPArgs | None = None
+    moe: MoEArgs | None = None
+    extra: dict[str, Any] = field(default_factory=dict)   # keys this file does not use (rules, training, ...)
+
+    def __post_init__(self):
+        self.pattern = "".join(ch for ch in self.pattern if ch not in " |\t\n")
+        for sym, block in (("M", "mamba"), ("*", "attention"), ("-", "mlp"), ("E", "moe")):
+            if sym in self.pattern and getattr(self, block) is None:
+                raise ValueError(f"the pattern uses {sym!r} but the layout has no '{block}:' block")
+        unknown = set(self.pattern) - set("M*-E")
+        if unknown:
+            raise ValueError(f"unknown pattern symbols {sorted(unknown)}; allowed: M * - E")
+        self.family = self.family or infer_family(self)
+        if self.family in DENSE_FAMILIES and self.pattern != "*-" * (len(self.pattern) // 2):
+            raise ValueError(f"family {self.family} needs the pattern '*-' repeated, got {self.pattern!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelArgs":
+        blocks = {"mamba": MambaArgs, "attention": AttentionArgs, "mlp": MLPArgs, "moe": MoEArgs}
+        own = {f.name for f in fields(cls)} - {"extra"}
+        kwargs: dict[str, Any] = {k: v for k, v in d.items() if k in own and k not in blocks}
+        for key, block_cls in blocks.items():
+            if d.get(key) is not None:
+                known = {f.name for f in fields(block_cls)}
+                kwargs[key] = block_cls(**{k: v for k, v in d[key].items() if k in known})
+        kwargs["extra"] = {k: v for k, v in d.items() if k not in own}
+        return cls(**kwargs)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> "ModelArgs":
+        return cls.from_dict(read_layout_file(path))
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.pattern)
+
+    def tiny(self, hidden_size: int = 64) -> "ModelArgs":
+        """The same pattern and block kinds at toy sizes (smoke tests on a laptop)."""
+        m = a = f = e = None
+        if self.mamba:
+            m = replace(self.mamba, num_heads=4, head_dim=16, n_groups=2 if self.mamba.version == 2 else 1,
+                        state_size=16, dt_rank="auto", chunk_size=16)
+        if self.attention:
+            a = replace(self.attention, num_heads=4, num_kv_heads=2, head_dim=16,
+                        sliding_window=self.attention.sliding_window and 32)
+        if self.mlp:
+            f = replace(self.mlp, intermediate_size=2 * hidden_size)
+        if self.moe:
+            e = replace(self.moe, num_experts=8, top_k=min(2, self.moe.top_k), intermediate_size=hidden_size,
+                        shared_intermediate_size=hidden_size if self.moe.shared_intermediate_size else 0)
+        return replace(self, name=self.name + "-tiny", hidden_size=hidden_size, vocab_size=256,
+                       mamba=m, attention=a, mlp=f, moe=e)
+
+
+def infer_family(args: ModelArgs) -> str:
+    """The transformers family whose parameter names this model uses (same rule as designer.hf)."""
+    syms = set(args.pattern)
+    if syms == {"M"}:
+        if args.mamba.version == 2:
+            return "mamba2"
+        return "falcon_mamba" if args.mamba.bcdt_norm else "mamba"
+    n = len(args.pattern)
+    if n % 2 == 0 and args.pattern == "*-" * (n // 2) and args.mlp.activation == "swiglu":
+        return "qwen2" if args.attention.qkv_bias else "llama"
+    return "nemotron_h"
+
+
+def read_layout_file(path: str | os.PathLike) -> dict[str, Any]:
+    """A layout file as a dict: JSON (what `designer export` writes), else YAML when PyYAML is installed."""
+    text = Path(path).read_text()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    try:
+        import yaml
+    except ImportError:
+        raise ValueError(f"{path}: not JSON, and PyYAML is not installed to read it as YAML "
+                         "(pip install pyyaml, or pass the JSON layout.yaml that `designer export` writes)") from None
+    data = yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a layout must be a mapping (name, hidden_size, vocab_size, pattern, ...)")
+    return data
+
+
+# --------------------------------------------------------------------------------------------------
+# Norms and activations
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.float()
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * h.to(x.dtype)
+
+
+class GatedRMSNorm(nn.Module):
+    """Mamba-2 output norm: RMSNorm(y * silu(z)), normalised separately within each of `groups` groups."""
+
+    def __init__(self, dim: int, groups: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps, self.groups = eps, groups
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        dtype = y.dtype
+        h = y.float() * F.silu(z.float())
+        h = h.unflatten(-1, (self.groups, -1))
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * h.flatten(-2).to(dtype)
+
+
+def rms_norm_no_weight(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    h = x.float()
+    return (h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)).type_as(x)
+
+
+def activation(name: str):
+    if name == "relu2":
+        return lambda x: F.relu(x).square()
+    if name == "gelu":
+        return F.gelu
+    if name in ("silu", "swiglu"):
+        return F.silu
+    raise ValueError(f"unknown activation {name!r}; allowed: relu2, swiglu, gelu")
+
+
+# --------------------------------------------------------------------------------------------------
+# Scans: Mamba-2 (SSD) and Mamba-1 (selective). Chunked forms for training/prefill, steps for decoding.
+
+
+def causal_conv1d(x: torch.Tensor, conv: nn.Conv1d, state: torch.Tensor | None = None) -> torch.Tensor:
+    """silu(depthwise causal conv) over the sequence. x: (b, l, c). `state` (b, c, k-1) holds the k-1
+    inputs before x (zeros at the start) and is overwritten with the last k-1 inputs."""
+    k = conv.kernel_size[0]
+    xt = x.transpose(1, 2)
+    if state is None:
+        if USE_KERNELS and causal_conv1d_fn is not None and x.is_cuda:
+            return causal_conv1d_fn(xt, conv.weight.squeeze(1), conv.bias, activation="silu").transpose(1, 2)
+        xt = F.pad(xt, (k - 1, 0))
+    else:
+        xt = torch.cat([state.to(xt.dtype), xt], dim=-1)
+        state.copy_(xt[:, :, xt.shape[-1] - (k - 1):])
+    y = F.conv1d(xt, conv.weight, conv.bias, groups=conv.groups)
+    return F.silu(y).transpose(1, 2)
+
+
+def segsum(x: torch.Tensor) -> torch.Tensor:
+    """segsum(x)[..., i, j] = x[j+1] + ... + x[i] for j <= i, -inf above the diagonal (exp -> decay matrix)."""
+    t = x.size(-1)
+    x = x[..., None].expand(*x.shape, t)
+    x = x.masked_fill(~torch.tril(torch.ones(t, t, dtype=torch.bool, device=x.device), -1), 0)
+    x = torch.cumsum(x, dim=-2)
+    return x.masked_fill(~torch.tril(torch.ones(t, t, dtype=torch.bool, device=x.device), 0), -torch.inf)
+
+
+def ssd_chunked_scan(x, dt, A, B, C, chunk_size: int, initial_state=None):
+    """Mamba-2 SSD scan, chunk by chunk (mamba_ssm ssd_minimal with an initial and a final state).
+
+    x: (b, l, h, p), dt: (b, l, h) after softplus, A: (h,) negative, B, C: (b, l, g, n) with g | h,
+    initial_state: (b, h, p, n) or None. Returns y (b, l, h, p) and the final state (b, h, p, n), float32.
+    Recurrence: state_t = exp(dt_t A) state_{t-1} + dt_t x_t B_t^T,  y_t = state_t C_t.
+    """
+    b, seqlen, h, p = x.shape
+    x, dt, A = x.float(), dt.float(), A.float()
+    B = B.float().repeat_interleave(h // B.shape[2], dim=2)
+    C = C.float().repeat_interleave(h // C.shape[2], dim=2)
+    pad = (-seqlen) % chunk_size   # padded steps have dt = 0: no decay and no input, the state passes through
+    if pad:
+        x, B, C = (F.pad(t, (0, 0, 0, 0, 0, pad)) for t in (x, B, C))
+        dt = F.pad(dt, (0, 0, 0, pad))
+    x = (x * dt[..., None]).unflatten(1, (-1, chunk_size))   # b c l h p
+    B, C = B.unflatten(1, (-1, chunk_size)), C.unflatten(1, (-1, chunk_size))   # b c l h n
+    A = (A * dt).unflatten(1, (-1, chunk_size)).permute(0, 3, 1, 2)   # b h c l
+    A_cumsum = torch.cumsum(A, dim=-1)
+
+    # 1. outputs within each chunk (the diagonal blocks: a masked, decayed "attention" C B^T)
+    L = torch.exp(segsum(A))
+    Y_diag = torch.einsum("bclhn,bcshn,bhcls,bcshp->bclhp", C, B, L, x)
+    # 2. the state each chunk leaves behind, assuming it started from zero
+    decay_states = torch.exp(A_cumsum[:, :, :, -1:] - A_cumsum)
+    states = torch.einsum("bclhn,bhcl,bclhp->bchpn", B, decay_states, x)
+    # 3. carry states across chunk boundaries (a recurrence over chunks, written as one more decay matrix)
+    if initial_state is None:
+        initial_state = torch.zeros_like(states[:, 0])
+    states = torch.cat([initial_state.float()[:, None], states], dim=1)
+    decay_chunk = torch.exp(segsum(F.pad(A_cumsum[:, :, :, -1], (1, 0))))
+    new_states = torch.einsum("bhzc,bchpn->bzhpn", decay_chunk, states)
+    states, final_state = new_states[:, :-1], new_states[:, -1]
+    # 4. what each chunk's incoming state contributes to its outputs
+    Y_off = torch.einsum("bclhn,bchpn,bhcl->bclhp", C, states, torch.exp(A_cumsum))
+    y = (Y_diag + Y_off).flatten(1, 2)[:, :seqlen]
+    return y, final_state
+
+
+def ssd_step(state, x, dt, A, B, C):
+    """One Mamba-2 step. state: (b, h, p, n) float32, x: (b, h, p), dt: (b, h), B, C: (b, g, n).
+    Returns y (b, h, p) and the new state (float32)."""
+    h = x.shape[1]
+    B = B.float().repeat_interleave(h // B.shape[1], dim=1)   # b h n
+    C = C.float().repeat_interleave(h // C.shape[1], dim=1)
+    dt = dt.float()
+    dA = torch.exp(dt * A.float())   # b h
+    state = state * dA[..., None, None] + (dt[..., None] * x.float())[..., None] * B[:, :, None, :]
+    y = torch.einsum("bhpn,bhn->bhp", state, C)
+    return y, state
+
+
+def linear_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """All prefixes of s_t = a_t s_{t-1} + b_t (s_{-1} = 0) along dim 1, in log2(length) steps
+    (Hillis-Steele: after the step with offset k, position t has folded in the k inputs before it)."""
+    k, t = 1, a.shape[1]
+    while k < t:
+        b = torch.cat([b[:, :k], b[:, k:] + a[:, k:] * b[:, :-k]], dim=1)
+        a = torch.cat([a[:, :k], a[:, k:] * a[:, :-k]], dim=1)
+        k *= 2
+    return b
+
+
+def selective_scan(x, dt, A, B, C, chunk_size: int, initial_state=None):
+    """Mamba-1 selective scan. x, dt: (b, l, d) (dt after softplus), A: (d, n) negative, B, C: (b, l, n),
+    initial_state: (b, d, n) or None. Returns y (b, l, d) and the final state (b, d, n), float32.
+    Chunks bound the (b, chunk, d, n) memory; within a chunk a log-depth scan, no loop over tokens."""
+    b, seqlen, d = x.shape
+    state = torch.zeros(b, d, A.shape[1], device=x.device) if initial_state is None else initial_state.float()
+    ys = []
+    for s in range(0, seqlen, chunk_size):
+        dt_c, x_c = dt[:, s:s + chunk_size].float(), x[:, s:s + chunk_size].float()
+        B_c, C_c = B[:, s:s + chunk_size].float(), C[:, s:s + chunk_size].float()
+        dA = torch.exp(dt_c[..., None] * A.float())                    # b t d n
+        dBx = (dt_c * x_c)[..., None] * B_c[:, :, None, :]              # b t d n
+        dBx = torch.cat([dBx[:, :1] + dA[:, :1] * state[:, None], dBx[:, 1:]], dim=1)
+        states = linear_scan(dA, dBx)
+        ys.append(torch.einsum("btdn,btn->btd", states, C_c))
+        state = states[:, -1]
+    return torch.cat(ys, dim=1), state
+
+
+def selective_step(state, x, dt, A, B, C):
+    """One Mamba-1 step. state: (b, d, n) float32, x, dt: (b, d), B, C: (b, n). Returns y (b, d), new state."""
+    dt = dt.float()
+    state = state * torch.exp(dt[..., None] * A.float()) + (dt * x.float())[..., None] * B.float()[:, None, :]
+    return torch.einsum("bdn,bn->bd", state, C.float()), state
+
+
+# --------------------------------------------------------------------------------------------------
+# Mixers
+
+
+class MambaCache:
+    """Decode state of one Mamba layer: the last k-1 conv inputs and the SSM state (kept in float32)."""
+
+    def __init__(self, conv: torch.Tensor, ssm: torch.Tensor):
+        self.conv, self.ssm = conv, ssm
+
+
+class Mamba2Mixer(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        m = args.mamba
+        self.num_heads, self.head_dim, self.n_groups = m.num_heads, m.head_dim, m.n_groups
+        self.state_size, self.chunk_size = m.state_size, m.chunk_size
+        self.d_inner = m.num_heads * m.head_dim
+        self.conv_dim = self.d_inner + 2 * m.n_groups * m.state_size
+        # transformers' NemotronHMamba2Mixer clamps dt below at time_step_min = 1e-3; mamba2 does not
+        self.dt_min = 1e-3 if args.family == "nemotron_h" else 0.0
+        # in_proj -> [z (gate), x B C (through the conv), dt]
+        self.in_proj = nn.Linear(args.hidden_size, self.d_inner + self.conv_dim + m.num_heads, bias=m.proj_bias)
+        self.conv1d = nn.Conv1d(self.conv_dim, self.conv_dim, m.conv_kernel, groups=self.conv_dim,
+                                padding=m.conv_kernel - 1, bias=m.conv_bias)
+        self.dt_bias = nn.Parameter(torch.empty(m.num_heads))
+        self.A_log = nn.Parameter(torch.empty(m.num_heads))
+        self.D = nn.Parameter(torch.empty(m.num_heads))
+        self.norm = GatedRMSNorm(self.d_inner, m.n_groups, eps=args.norm_eps)
+        self.out_proj = nn.Linear(self.d_inner, args.hidden_size, bias=m.proj_bias)
+
+    def new_cache(self, batch_size: int, max_seq_len: int, device=None, dtype=None) -> MambaCache:
+        conv = torch.zeros(batch_size, self.conv_dim, self.conv1d.kernel_size[0] - 1, device=device, dtype=dtype)
+        ssm = torch.zeros(batch_size, self.num_heads, self.head_dim, self.state_size, device=device,
+                          dtype=torch.float32)
+        return MambaCache(conv, ssm)
+
+    def forward(self, u: torch.Tensor, cache: MambaCache | None = None) -> torch.Tensor:
+        b, seqlen, _ = u.shape
+        z, xBC, dt = self.in_proj(u).split([self.d_inner, self.conv_dim, self.num_heads], dim=-1)
+        xBC = causal_conv1d(xBC, self.conv1d, cache.conv if cache is not None else None)
+        x, B, C = xBC.split([self.d_inner, self.n_groups * self.state_size, self.n_groups * self.state_size], -1)
+        dt = F.softplus(dt.float() + self.dt_bias.float()).clamp(min=self.dt_min)
+        A = -torch.exp(self.A_log.float())
+        x = x.unflatten(-1, (self.num_heads, self.head_dim))
+        B = B.unflatten(-1, (self.n_groups, self.state_size))
+        C = C.unflatten(-1, (self.n_groups, self.state_size))
+
+        if cache is not None and seqlen == 1:
+            y, new_state = ssd_step(cache.ssm, x[:, 0], dt[:, 0], A, B[:, 0], C[:, 0])
+            y = y[:, None]
+        elif USE_KERNELS and mamba_chunk_scan_combined is not None and u.is_cuda:
+            y, new_state = mamba_chunk_scan_combined(
+                x, dt.to(x.dtype), A, B, C, self.chunk_size,
+                initial_states=cache.ssm if cache is not None else None, return_final_states=True)
+        else:
+            y, new_state = ssd_chunked_scan(x, dt, A, B, C, self.chunk_size,
+                                            initial_state=cache.ssm if cache is not None else None)
+        if cache is not None:
+            cache.ssm.copy_(new_state)
+        y = y.float() + x.float() * self.D.float()[:, None]
+        y = self.norm(y.flatten(-2), z)
+        return self.out_proj(y.to(u.dtype))
+
+
+class Mamba1Mixer(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        m = args.mamba
+        self.d_inner = m.expand * args.hidden_size
+        self.dt_rank = math.ceil(args.hidden_size / 16) if m.dt_rank == "auto" else int(m.dt_rank)
+        self.state_size, self.chunk_size, self.bcdt_norm = m.state_size, m.chunk_size, m.bcdt_norm
+        self.in_proj = nn.Linear(args.hidden_size, 2 * self.d_inner, bias=m.proj_bias)   # -> [x, z]
+        self.conv1d = nn.Conv1d(self.d_inner, self.d_inner, m.conv_kernel, groups=self.d_inner,
+                                padding=m.conv_kernel - 1, bias=m.conv_bias)
+        self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * m.state_size, bias=False)   # -> [dt, B, C]
+        self.dt_proj = nn.Linear(self.dt_rank, self.d_inner, bias=True)
+        self.A_log = nn.Parameter(torch.empty(self.d_inner, m.state_size))
+        self.D = nn.Parameter(torch.empty(self.d_inner))
+        self.out_proj = nn.Linear(self.d_inner, args.hidden_size, bias=m.proj_bias)
+
+    def new_cache(self, batch_size: int, max_seq_len: int, device=None, dtype=None) -> MambaCache:
+        conv = torch.zeros(batch_size, self.d_inner, self.conv1d.kernel_size[0] - 1, device=device, dtype=dtype)
+        ssm = torch.zeros(batch_size, self.d_inner, self.state_size, device=device, dtype=torch.float32)
+        return MambaCache(conv, ssm)
+
+    def forward(self, u: torch.Tensor, cache: MambaCache | None = None) -> torch.Tensor:
+        seqlen = u.shape[1]
+        x, z = self.in_proj(u).chunk(2, dim=-1)
+        x = causal_conv1d(x, self.conv1d, cache.conv if cache is not None else None)
+        dt, B, C = self.x_proj(x).split([self.dt_rank, self.state_size, self.state_size], dim=-1)
+        if self.bcdt_norm:   # Falcon Mamba
+            dt, B, C = rms_norm_no_weight(dt), rms_norm_no_weight(B), rms_norm_no_weight(C)
+        dt = F.softplus((dt @ self.dt_proj.weight.T).float() + self.dt_proj.bias.float())
+        A = -torch.exp(self.A_log.float())
+
+        if cache is not None and seqlen == 1:
+            y, new_state = selective_step(cache.ssm, x[:, 0], dt[:, 0], A, B[:, 0], C[:, 0])
+            y = y[:, None]
+        elif (USE_KERNELS and selective_scan_fn is not None and u.is_cuda
+              and (cache is None or not cache.ssm.any())):
+            y, new_state = selective_scan_fn(x.transpose(1, 2), dt.transpose(1, 2).contiguous(), A,
+                                             B.transpose(1, 2), C.transpose(1, 2), return_last_state=True)
+            y = y.transpose(1, 2)
+        else:
+            y, new_state = selective_scan(x, dt, A, B, C, self.chunk_size,
+                                          initial_state=cache.ssm if cache is not None else None)
+        if cache is not None:
+            cache.ssm.copy_(new_state)
+        y = y.float() + x.float() * self.D.float()
+        y = y * F.silu(z.float())
+        return self.out_proj(y.to(u.dtype))
+
+
+class KVCache:
+    def __init__(self, k: torch.Tensor, v: torch.Tensor):
+        self.k, self.v = k, v   # (b, kv_heads, max_seq_len, head_dim)
+
+
+def rope(x: torch.Tensor, positions: torch.Tensor, theta: float) -> torch.Tensor:
+    """Rotary position embedding, half-split convention (transformers' rotate_half). x: (b, h, t, d).
+    The frequencies are computed in float32 each call, so casting the model to bf16 cannot round them."""
+    d = x.shape[-1]
+    inv_freq = 1.0 / theta ** (torch.arange(0, d, 2, device=x.device, dtype=torch.float32) / d)
+    freqs = torch.outer(positions.float(), inv_freq)
+    emb = torch.cat([freqs, freqs], dim=-1)
+    cos, sin = emb.cos().to(x.dtype), emb.sin().to(x.dtype)
+    x1, x2 = x.chunk(2, dim=-1)
+    return x * cos + torch.cat([-x2, x1], dim=-1) * sin
+
+
+class Attention(nn.Module):
+    """Grouped-query attention through scaled_dot_product_attention, with RoPE when rope_theta is set."""
+
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        a = args.attention
+        self.n_heads, self.n_kv_heads, self.head_dim = a.num_heads, a.num_kv_heads, a.head_dim
+        self.sliding_window = a.sliding_window
+        self.q_proj = nn.Linear(args.hidden_size, a.num_heads * a.head_dim, bias=a.qkv_bias)
+        self.k_proj = nn.Linear(args.hidden_size, a.num_kv_heads * a.head_dim, bias=a.qkv_bias)
+        self.v_proj = nn.Linear(args.hidden_size, a.num_kv_heads * a.head_dim, bias=a.qkv_bias)
+        self.o_proj = nn.Linear(a.num_heads * a.head_dim, args.hidden_size, bias=a.o_bias)
+        self.rope_theta = a.rope_theta
+
+    def new_cache(self, batch_size: int, max_seq_len: int, device=None, dtype=None) -> KVCache:
+        shape = (batch_size, self.n_kv_heads, max_seq_len, self.head_dim)
+        return KVCache(torch.zeros(shape, device=device, dtype=dtype), torch.zeros(shape, device=device, dtype=dtype))
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, pos: int = 0) -> torch.Tensor:
+        b, t, _ = x.shape
+        q = self.q_proj(x).view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
+        k = self.k_proj(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        if self.rope_theta is not None:
+            positions = torch.arange(pos, pos + t, device=x.device)
+            q, k = rope(q, positions, self.rope_theta), rope(k, positions, self.rope_theta)
+        if cache is not None:
+            if pos + t > cache.k.shape[2]:
+                raise ValueError(f"KV cache holds {cache.k.shape[2]} positions; got {pos + t}")
+            cache.k[:, :, pos:pos + t] = k
+            cache.v[:, :, pos:pos + t] = v
+            k, v = cache.k[:, :, :pos + t], cache.v[:, :, :pos + t]
+        mask = self._mask(t, pos, x.device)
+        is_causal = mask is None and t > 1
+        if self.n_kv_heads != self.n_heads and not _SDPA_HAS_GQA:
+            k = k.repeat_interleave(self.n_heads // self.n_kv_heads, dim=1)
+            v = v.repeat_interleave(self.n_heads // self.n_kv_heads, dim=1)
+        gqa = {"enable_gqa": self.n_kv_heads != self.n_heads} if _SDPA_HAS_GQA else {}
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, **gqa)
+        return self.o_proj(y.transpose(1, 2).reshape(b, t, -1))
+
+    def _mask(self, t: int, pos: int, device) -> torch.Tensor | None:
+        """None when the plain causal mask (or, for one new token, no mask) is right; else a boolean mask
+        over (query, key) for queries at pos..pos+t-1 and keys 0..pos+t-1."""
+        window = self.sliding_window
+        if (pos == 0 or t == 1) and (window is None or pos + t <= window):
+            return None
+        q_pos = torch.arange(pos, pos + t, device=device)[:, None]
+        k_pos = torch.arange(pos + t, device=device)[None, :]
+        mask = k_pos <= q_pos
+        if window is not None:
+            mask &= q_pos - k_pos < window
+        return mask
+
+
+class MLP(nn.Module):
+    """up -> activation -> down; SwiGLU adds gate_proj: down(silu(gate(x)) * up(x))."""
+
+    def __init__(self, hidden_size: int, intermediate_size: int, act: str, bias: bool = False):
+        super().__init__()
+        self.gated = act == "swiglu"
+        if self.gated:
+            self.gate_proj = nn.Linear(hidden_size, intermediate_size, bias=bias)
+        self.up_proj = nn.Linear(hidden_size, intermediate_size, bias=bias)
+        self.down_proj = nn.Linear(intermediate_size, hidden_size, bias=bias)
+        self.act = activation(act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.gated:
+            return self.down_proj(self.act(self.gate_proj(x)) * self.up_proj(x))
+        return self.down_proj(self.act(self.up_proj(x)))
+
+
+class TopkRouter(nn.Module):
+    """Sigmoid scores; the correction bias steers which experts are chosen but not their weights;
+    the chosen weights are renormalised to sum to one, then scaled (Nemotron-3 / DeepSeek-V3 routing)."""
+
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        e = args.moe
+        self.top_k, self.scaling = e.top_k, e.routed_scaling_factor
+        self.weight = nn.Parameter(torch.empty(e.num_experts, args.hidden_size))
+        # a buffer, not a parameter: moved by load balancing, not by gradients (zero when router_bias is off)
+        self.register_buffer("e_score_correction_bias", torch.zeros(e.num_experts))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        scores = F.linear(x.float(), self.weight.float()).sigmoid()
+        idx = torch.topk(scores + self.e_score_correction_bias.float(), self.top_k, dim=-1, sorted=False).indices
+        weights = scores.gather(-1, idx)
+        weights = weights / (weights.sum(dim=-1, keepdim=True) + 1e-20)
+        return weights * self.scaling, idx
+
+
+class Experts(nn.Module):
+    """All routed experts as 3-D weights (experts, out, in); SwiGLU experts keep [gate; up] in gate_up_proj."""
+
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        e = args.moe
+        self.num_experts, self.gated = e.num_experts, e.activation == "swiglu"
+        up_rows = 2 * e.intermediate_size if self.gated else e.intermediate_size
+        if self.gated:
+            self.gate_up_proj = nn.Parameter(torch.empty(e.num_experts, up_rows, args.hidden_size))
+        else:
+            self.up_proj = nn.Parameter(torch.empty(e.num_experts, up_rows, args.hidden_size))
+        self.down_proj = nn.Parameter(torch.empty(e.num_experts, args.hidden_size, e.intermediate_size))
+        self.act = activation(e.activation)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """x: (tokens, hidden); weights, idx: (tokens, top_k). Tokens are sorted by expert, each expert runs
+        once on its contiguous slice, and the weighted outputs are added back per token."""
+        top_k = idx.shape[-1]
+        flat = idx.flatten()
+        order = flat.argsort()
+        counts = torch.bincount(flat, minlength=self.num_experts).tolist()
+        token = order // top_k
+        xs = x[token]
+        up = self.gate_up_proj if self.gated else self.up_proj
+        outs, start = [], 0
+        for e, n in enumerate(counts):
+            if n:
+                h = xs[start:start + n] @ up[e].T
+                if self.gated:
+                    g, u = h.chunk(2, dim=-1)
+                    h = self.act(g) * u
+                else:
+                    h = self.act(h)
+                outs.append(h @ self.down_proj[e].T)
+            start += n
+        ys = torch.cat(outs) * weights.flatten()[order, None]
+        out = torch.zeros(x.shape, dtype=ys.dtype, device=x.device).index_add_(0, token, ys)
+        return out.to(x.dtype)
+
+
+class MoE(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        e = args.moe
+        self.gate = TopkRouter(args)
+        self.experts = Experts(args)
+        self.shared_experts = (MLP(args.hidden_size, e.shared_intermediate_size, e.activation)
+                               if e.shared_intermediate_size else None)
+        self.tokens_per_expert: torch.Tensor | None = None   # last batch's routing, for load balancing
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, x.shape[-1])
+        weights, idx = self.gate(flat)
+        self.tokens_per_expert = torch.bincount(idx.flatten(), minlength=self.experts.num_experts).detach()
+        y = self.experts(flat, weights, idx).view_as(x)
+        if self.shared_experts is not None:
+            y = y + self.shared_experts(x)
+        return y
+
+
+# --------------------------------------------------------------------------------------------------
+# Blocks and the model
+
+
+class Block(nn.Module):
+    """One pattern symbol: x + mixer(norm(x)). The mixer is Mamba (M), attention (*), MLP (-) or MoE (E)."""
+
+    def __init__(self, args: ModelArgs, symbol: str):
+        super().__init__()
+        self.symbol = symbol
+        self.norm = RMSNorm(args.hidden_size, args.norm_eps)
+        if symbol == "M":
+            self.mixer = Mamba2Mixer(args) if args.mamba.version == 2 else Mamba1Mixer(args)
+        elif symbol == "*":
+            self.mixer = Attention(args)
+        elif symbol == "-":
+            self.mixer = MLP(args.hidden_size, args.mlp.intermediate_size, args.mlp.activation, args.mlp.bias)
+        else:
+            self.mixer = MoE(args)
+
+    def new_cache(self, batch_size, max_seq_len, device=None, dtype=None):
+        return self.mixer.new_cache(batch_size, max_seq_len, device, dtype) if self.symbol in "M*" else None
+
+    def forward(self, x: torch.Tensor, cache=None, pos: int = 0) -> torch.Tensor:
+        h = self.norm(x)
+        if self.symbol == "*":
+            h = self.mixer(h, cache, pos)
+        elif self.symbol == "M":
+            h = self.mixer(h, cache)
+        else:
+            h = self.mixer(h)
+        return x + h
+
+
+class DecoderLayer(nn.Module):
+    """The pattern pair `*-` as one llama/qwen2 decoder layer (transformers' names for the same two blocks)."""
+
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.input_layernorm = RMSNorm(args.hidden_size, args.norm_eps)
+        self.self_attn = Attention(args)
+        self.post_attention_layernorm = RMSNorm(args.hidden_size, args.norm_eps)
+        self.mlp = MLP(args.hidden_size, args.mlp.intermediate_size, args.mlp.activation, args.mlp.bias)
+
+    def new_cache(self, batch_size, max_seq_len, device=None, dtype=None):
+        return self.self_attn.new_cache(batch_size, max_seq_len, device, dtype)
+
+    def forward(self, x: torch.Tensor, cache=None, pos: int = 0) -> torch.Tensor:
+        x = x + self.self_attn(self.input_layernorm(x), cache, pos)
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+class InferenceCache:
+    """Everything decoding needs, one entry per layer (None for MLP/MoE), plus how many tokens were seen."""
+
+    def __init__(self, layers: list, max_seq_len: int):
+        self.layers, self.max_seq_len, self.seq_len = layers, max_seq_len, 0
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [t for c in self.layers if c is not None for t in vars(c).values()]
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.tensors())
+
+
+class Backbone(nn.Module):
+    """Embedding, blocks, final norm, under transformers' names: embeddings / layers / norm_f
+    (nemotron_h, falcon_mamba, mamba2), embed_tokens / layers / norm (llama, qwen2)."""
+
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.dense = args.family in DENSE_FAMILIES
+        embedding = nn.Embedding(args.vocab_size, args.hidden_size)
+        final_norm = RMSNorm(args.hidden_size, args.norm_eps)
+        if self.dense:
+            self.embed_tokens = embedding
+            self.layers = nn.ModuleList(DecoderLayer(args) for _ in range(args.num_layers // 2))
+            self.norm = final_norm
+        else:
+            self.embeddings = embedding
+            self.layers = nn.ModuleList(Block(args, s) for s in args.pattern)
+            self.norm_f = final_norm
+
+    @property
+    def embedding(self) -> nn.Embedding:
+        return self.embed_tokens if self.dense else self.embeddings
+
+    @property
+    def final_norm(self) -> RMSNorm:
+        return self.norm if self.dense else self.norm_f
+
+    def forward(self, input_ids: torch.Tensor, cache: InferenceCache | None = None) -> torch.Tensor:
+        x = self.embedding(input_ids)
+        pos = cache.seq_len if cache is not None else 0
+        for i, layer in enumerate(self.layers):
+            x = layer(x, cache.layers[i] if cache is not None else None, pos)
+        if cache is not None:
+            cache.seq_len += input_ids.shape[1]
+        return self.final_norm(x)
+
+
+class CausalLM(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.args = args
+        # transformers calls the trunk `backbone` in falcon_mamba / mamba2 and `model` elsewhere
+        self.trunk = "backbone" if args.family in SSM_FAMILIES else "model"
+        self.add_module(self.trunk, Backbone(args))
+        self.lm_head = nn.Linear(args.hidden_size, args.vocab_size, bias=False)
+        if args.tie_word_embeddings:
+            self.lm_head.weight = self.body.embedding.weight
+        if self.lm_head.weight.device.type != "meta":
+            self.reset_parameters()
+
+    @property
+    def body(self) -> Backbone:
+        return getattr(self, self.trunk)
+
+    def forward(self, input_ids: torch.Tensor, cache: InferenceCache | None = None,
+                logits_to_keep: int = 0) -> torch.Tensor:
+        """Logits (batch, seq, vocab) in float32; logits_to_keep=n computes only the last n positions."""
+        h = self.body(input_ids, cache)
+        if logits_to_keep:
+            h = h[:, -logits_to_keep:]
+        return self.lm_head(h).float()
+
+    def loss(self, input_ids: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
+        logits = self(input_ids)
+        return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=ignore_index)
+
+    def new_cache(self, batch_size: int, max_seq_len: int, device=None, dtype=None) -> InferenceCache:
+        p = self.lm_head.weight
+        device, dtype = device or p.device, dtype or p.dtype
+        return InferenceCache([layer.new_cache(batch_size, max_seq_len, device, dtype) for layer in self.body.layers],
+                              max_seq_len)
+
+    @torch.no_grad()
+    def generate(self, input_ids: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
+                 top_k: int | None = None, eos_token_id: int | None = None) -> torch.Tensor:
+        """Prefill the prompt once, then decode token by token from the caches. temperature 0 = greedy."""
+        b, t = input_ids.shape
+        cache = self.new_cache(b, t + max_new_tokens)
+        logits = self(input_ids, cache=cache, logits_to_keep=1)
+        out = [input_ids]
+        for i in range(max_new_tokens):
+            next_id = sample(logits[:, -1], temperature, top_k)
+            out.append(next_id)
+            if eos_token_id is not None and bool((next_id == eos_token_id).all()):
+                break
+            if i + 1 < max_new_tokens:
+                logits = self(next_id, cache=cache)
+        return torch.cat(out, dim=1)
+
+    def num_params(self, exclude_embeddings: bool = False, include_buffers: bool = False) -> int:
+        """Distinct parameters (a tied lm_head counts once), as transformers' num_parameters() counts them.
+        include_buffers adds the persistent buffers a checkpoint also holds (MoE router correction biases)."""
+        n = sum(p.numel() for p in self.parameters())
+        if exclude_embeddings:
+            n -= self.body.embedding.weight.numel()
+        if include_buffers:
+            n += sum(b.numel() for m in self.modules() for name, b in m.named_buffers(recurse=False)
+                     if name not in m._non_persistent_buffers_set)
+        return n
+
+    @torch.no_grad()
+    def reset_parameters(self, std: float = 0.02) -> None:
+        """Random initialisation in the Nemotron-H / Mamba style (what transformers' _init_weights does)."""
+        residual_std = std / math.sqrt(2 * self.args.num_layers)
+        for name, module in self.named_modules():
+            if isinstance(module, nn.Linear):
+                out = name.endswith(("out_proj", "o_proj", "down_proj"))
+                nn.init.normal_(module.weight, std=residual_std if out else std)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, std=std)
+            elif isinstance(module, (RMSNorm, GatedRMSNorm)):
+                nn.init.ones_(module.weight)
+            elif isinstance(module, nn.Conv1d):
+                module.reset_parameters()
+            elif isinstance(module, TopkRouter):
+                nn.init.normal_(module.weight, std=std)
+                module.e_score_correction_bias.zero_()
+            elif isinstance(module, Experts):
+                for p in module.parameters():
+                    nn.init.normal_(p, std=std)
+                module.down_proj.mul_(residual_std / std)
+        for module in self.modules():   # after the Linear pass: dt_proj is an nn.Linear too
+            if isinstance(module, (Mamba2Mixer, Mamba1Mixer)):
+                init_mamba(module)
+
+    def extra_repr(self) -> str:
+        return f"family={self.args.family}, pattern={self.args.pattern!r}"
+
+
+def init_mamba(mixer: nn.Module, dt_min: float = 1e-3, dt_max: float = 0.1, dt_floor: float = 1e-4) -> None:
+    """A = -[1..n] (S4D-real), D = 1, dt drawn log-uniformly in [dt_min, dt_max] and stored as softplus^-1."""
+    if isinstance(mixer, Mamba2Mixer):
+        n_dt = mixer.num_heads
+        mixer.A_log.copy_(torch.log(torch.arange(1, mixer.num_heads + 1, dtype=torch.float32)))
+    else:
+        n_dt = mixer.d_inner
+        a = torch.arange(1, mixer.state_size + 1, dtype=torch.float32).expand(mixer.d_inner, -1)
+        mixer.A_log.copy_(torch.log(a))
+        nn.init.uniform_(mixer.dt_proj.weight, -mixer.dt_rank ** -0.5, mixer.dt_rank ** -0.5)
+    nn.init.ones_(mixer.D)
+    dt = torch.exp(torch.rand(n_dt) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)).clamp(min=dt_floor)
+    inv_softplus_dt = dt + torch.log(-torch.expm1(-dt))
+    (mixer.dt_bias if isinstance(mixer, Mamba2Mixer) else mixer.dt_proj.bias).copy_(inv_softplus_dt)
+
+
+def sample(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None) -> torch.Tensor:
+    """Next token ids (batch, 1) from last-position logits (batch, vocab)."""
+    if temperature <= 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = logits / temperature
+    if top_k is not None:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, -torch.inf)
+    return torch.multinomial(torch.softmax(logits, dim=-1), num_samples=1)
+
+
+def build_model(path: str | os.PathLike | None = None, *, device: str | torch.device | None = None,
+                dtype: torch.dtype | None = None, args: ModelArgs | None = None) -> CausalLM:
+    """The model for `path` (default: the layout.yaml beside this file), randomly initialised.
+    device="meta" builds it without memory (parameter counts, shapes)."""
+    if args is None:
+        args = ModelArgs.from_file(path if path is not None else Path(__file__).with_name("layout.yaml"))
+    with torch.device(device or "cpu"):
+        model = CausalLM(args)
+    return model if dtype is None else model.to(dtype)
+
+
+# --------------------------------------------------------------------------------------------------
+# Smoke test: python model.py [--layout FILE] [--device cuda] [--full]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--layout", default=None, help="layout file (default: ./layout.yaml)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--full", action="store_true", help="run the full-size model even if it looks too big")
+    parser.add_argument("--tokens", type=int, default=16, help="prompt length")
+    parser.add_argument("--new-tokens", type=int, default=8)
+    opts = parser.parse_args(argv)
+
+    args = ModelArgs.from_file(opts.layout or Path(__file__).with_name("layout.yaml"))
+    n_params = build_model(args=args, device="meta").num_params()
+    print(f"{args.name}: {n_params:,} parameters ({n_params / 1e9:.3f} B), family {args.family}, "
+          f"{args.num_layers} layers {args.pattern}")
+    if opts.device.startswith("cuda"):
+        budget = torch.cuda.get_device_properties(0).total_memory * 0.8
+    else:
+        budget = 0.5 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 8e9
+    dtype = torch.bfloat16 if opts.device.startswith("cuda") else torch.float32
+    bytes_per_param = torch.finfo(dtype).bits // 8
+    if n_params * bytes_per_param > budget and not opts.full:
+        args = args.tiny()
+        print(f"the full model needs {n_params * bytes_per_param / 2**30:.1f} GiB; smoke-testing the same pattern "
+              f"at toy sizes instead ({args.name}; --full to insist)")
+    torch.manual_seed(0)
+    model = build_model(args=args, device=opts.device, dtype=dtype).eval()
+    ids = torch.randint(0, args.vocab_size, (2, opts.tokens), device=opts.device)
+    with torch.no_grad():
+        logits = model(ids)
+        print(f"forward: logits {tuple(logits.shape)}, finite: {bool(torch.isfinite(logits).all())}")
+        out = model.generate(ids, max_new_tokens=opts.new_tokens, temperature=0.0)
+    print(f"generate: {tuple(out.shape)} tokens; new ids {out[0, opts.tokens:].tolist()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
