@@ -1,0 +1,247 @@
+"""The export directory writer: `export_layout(layout, out_dir)` -> layout.yaml, model.py, config.json,
+megatron.sh, train_proxy.py + proxy.yaml (through designer.export.proxy when installed), README.md.
+
+Atomic: everything is written into a temporary directory beside the target and renamed into place at the
+end, so a failed export leaves nothing behind, and an existing directory is replaced (with `force`) only
+after the new one is complete. torch is imported only to count parameters (meta device, no memory).
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+import stat
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from designer.layout import Layout, layout_to_dict
+
+TEMPLATE = Path(__file__).resolve().parent / "templates" / "model.py"
+EXPORT_ROOT = Path("exported")
+# files whose presence marks a directory as an export (so --force never deletes anything else)
+_EXPORT_MARKERS = ("layout.yaml", "model.py")
+
+
+class ExportError(Exception):
+    """The export cannot be written (target exists, bad path, ...). One line, for the CLI's exit code 2."""
+
+
+class ExportRefused(ExportError):
+    """The layout has rule errors and `allow_violations` was not given."""
+
+    def __init__(self, message: str, violations: list[dict]):
+        super().__init__(message)
+        self.violations = violations
+
+
+@dataclass
+class ExportResult:
+    out_dir: Path
+    files: list[str]
+    params: int
+    family: str
+    hf_family: str | None
+    violations: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    parallel: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"out_dir": str(self.out_dir), "files": [str(self.out_dir / f) for f in self.files],
+                "params": self.params, "family": self.family, "hf_family": self.hf_family,
+                "violations": self.violations, "notes": self.notes, "parallel": self.parallel}
+
+
+# --------------------------------------------------------------------------------------------------
+# The model template
+
+
+def template_module():
+    """designer/export/templates/model.py as a module (what every export's model.py is a copy of)."""
+    return importlib.import_module("designer.export.templates.model")
+
+
+def model_args(layout: Layout):
+    """The template's ModelArgs for a layout."""
+    return template_module().ModelArgs.from_dict(layout_to_dict(layout, full=True))
+
+
+def count_params(layout: Layout) -> int:
+    """Parameters of the exported model, counted on the meta device (no memory, no init)."""
+    m = template_module()
+    return m.build_model(args=model_args(layout), device="meta").num_params()
+
+
+def layout_json(layout: Layout) -> str:
+    """The normalised layout as pretty JSON: valid YAML for designer, readable by model.py with only `json`."""
+    data = layout_to_dict(layout, full=True)
+    if isinstance(data.get("constraints"), dict):
+        # unset constraints are null in the full dict, which layout_from_dict rejects for max_params; drop them
+        data["constraints"] = {k: v for k, v in data["constraints"].items() if v is not None}
+    return yaml_safe_json(data) + "\n"
+
+
+def _float_text(x: float) -> str:
+    # PyYAML (YAML 1.1) reads 1e-05 as a string; 1.0e-05 is a float in both JSON and YAML
+    text = repr(float(x))
+    mantissa, e, exponent = text.partition("e")
+    return f"{mantissa}.0e{exponent}" if e and "." not in mantissa else text
+
+
+def yaml_safe_json(obj: Any, indent: int = 2, _level: int = 0) -> str:
+    """json.dumps(obj, indent=indent), except that floats are written so YAML 1.1 parsers read them as floats."""
+    pad, inner = " " * (indent * _level), " " * (indent * (_level + 1))
+    if isinstance(obj, dict):
+        if not obj:
+            return "{}"
+        items = [f"{inner}{json.dumps(str(k), ensure_ascii=False)}: {yaml_safe_json(v, indent, _level + 1)}"
+                 for k, v in obj.items()]
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+    if isinstance(obj, (list, tuple)):
+        if not obj:
+            return "[]"
+        return "[\n" + ",\n".join(inner + yaml_safe_json(v, indent, _level + 1) for v in obj) + f"\n{pad}]"
+    if isinstance(obj, float) and not isinstance(obj, bool):
+        return _float_text(obj)
+    return json.dumps(obj, ensure_ascii=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# Checks
+
+
+def rule_violations(layout: Layout, rule_sets: list[str] | None = None) -> list[dict] | None:
+    """Violations as dicts, or None when the rule engine is not available."""
+    try:
+        from designer.rules import check
+    except ImportError:
+        return None
+    result = check(layout, rule_sets)
+    violations = getattr(result, "violations", result)
+    return [v.to_dict() if hasattr(v, "to_dict") else dict(v) for v in violations]
+
+
+def _check_target(out_dir: Path, force: bool) -> None:
+    if out_dir.exists() or out_dir.is_symlink():
+        if not out_dir.is_dir() or out_dir.is_symlink():
+            raise ExportError(f"{out_dir}: exists and is not a directory; choose another -o")
+        if not force:
+            raise ExportError(f"{out_dir}: already exists; pass --force to replace it, or choose another -o")
+        if any(out_dir.iterdir()) and not all((out_dir / f).exists() for f in _EXPORT_MARKERS):
+            raise ExportError(f"{out_dir}: exists and is not an export directory (no {' and '.join(_EXPORT_MARKERS)})"
+                              f"; refusing to replace it even with --force")
+    parent = out_dir.parent
+    if parent.exists() and not parent.is_dir():
+        raise ExportError(f"{parent}: is not a directory")
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing
+
+
+def _write(path: Path, text: str, executable: bool = False) -> None:
+    path.write_text(text)
+    if executable:
+        path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+
+
+def _write_contents(layout: Layout, tmp: Path, violations: list[dict] | None,
+                    proxy_options: dict[str, Any]) -> ExportResult:
+    from designer.export import megatron, readme
+    from designer.hf import HFUnsupported, hf_config_from_layout
+
+    files: list[str] = []
+    notes: list[str] = []
+    _write(tmp / "layout.yaml", layout_json(layout))
+    files.append("layout.yaml")
+    shutil.copyfile(TEMPLATE, tmp / "model.py")
+    files.append("model.py")
+    args = model_args(layout)
+    params = count_params(layout)
+
+    hf_family = None
+    try:
+        cfg = hf_config_from_layout(layout)
+        hf_family = cfg.get("model_type")
+        _write(tmp / "config.json", json.dumps(cfg, indent=2) + "\n")
+        files.append("config.json")
+    except HFUnsupported as e:
+        notes.append(f"config.json not written: no transformers family expresses this layout ({e})")
+
+    plan = None
+    try:
+        plan = megatron.suggest_parallelism(layout)
+        _write(tmp / "megatron.sh", megatron.megatron_script(layout, plan), executable=True)
+        files.append("megatron.sh")
+    except megatron.MegatronUnsupported as e:
+        plan = None
+        notes.append(f"megatron.sh not written: {e}")
+
+    try:
+        from designer.export.proxy import write_proxy_files
+    except ImportError:
+        notes.append("train_proxy.py / proxy.yaml not written: designer.export.proxy is not installed")
+    else:
+        before = {p.name for p in tmp.iterdir()}
+        write_proxy_files(layout, tmp, **proxy_options)
+        files += sorted({p.name for p in tmp.iterdir()} - before)
+
+    result = ExportResult(out_dir=tmp, files=files, params=params, family=args.family, hf_family=hf_family,
+                          violations=violations or [], notes=notes,
+                          parallel=None if plan is None else {"tp": plan.tp, "pp": plan.pp, "ep": plan.ep,
+                                                              "fits": plan.fits, "summary": plan.summary()})
+    if violations is None:
+        notes.append("rules not checked: designer.rules is not installed")
+    _write(tmp / "README.md", readme.render_readme(layout, result))
+    result.files.append("README.md")
+    return result
+
+
+def export_layout(layout: Layout, out_dir: str | os.PathLike | None = None, *, force: bool = False,
+                  allow_violations: bool = False, rule_sets: list[str] | None = None,
+                  proxy_options: dict[str, Any] | None = None) -> ExportResult:
+    """Write the export directory for `layout` (default exported/NAME) and return what was written.
+
+    Raises ExportRefused when the layout has rule errors (unless allow_violations), ExportError when the
+    target exists (unless force) or cannot be written. Nothing is left behind on failure."""
+    out_dir = Path(out_dir) if out_dir is not None else EXPORT_ROOT / layout.name
+    violations = rule_violations(layout, rule_sets)
+    errors = [v for v in violations or [] if v.get("severity") == "error"]
+    if errors and not allow_violations:
+        listing = "; ".join(f"{v['rule']}" + (f" (layer {v['layer']})" if v.get("layer") is not None else "")
+                            + f": {v['message']}" for v in errors[:5])
+        more = f" and {len(errors) - 5} more" if len(errors) > 5 else ""
+        raise ExportRefused(f"{layout.name}: {len(errors)} rule error(s): {listing}{more}; fix them "
+                            f"(designer fix) or pass --allow-violations", violations)
+    _check_target(out_dir, force)
+
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    except OSError as e:
+        raise ExportError(f"{out_dir}: cannot create: {e.strerror or e}") from None
+    old = None
+    try:
+        result = _write_contents(layout, tmp, violations, proxy_options or {})
+        tmp.chmod(0o755)
+        if out_dir.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+            os.rmdir(old)
+            os.replace(out_dir, old)
+        try:
+            os.replace(tmp, out_dir)
+        except OSError:
+            if old is not None:
+                os.replace(old, out_dir)
+                old = None
+            raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    result.out_dir = out_dir
+    return result
+
