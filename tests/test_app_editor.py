@@ -22,7 +22,7 @@ def present(at):
 
 
 def violation_texts(at) -> list[str]:
-    return [m.value for m in at.markdown if m.value.startswith(("🔴", "🟡", "⚪"))]
+    return [m.value for m in at.markdown if m.value.startswith((":red-badge", ":orange-badge", ":gray-badge"))]
 
 
 def set_layer_kind(at, layer: int, kind: str) -> None:
@@ -37,7 +37,7 @@ def test_opens_on_the_default_layout_with_no_errors(monkeypatch):
     assert not at.exception
     assert present(at).name == "nemotron-h-8b"
     assert at.metric[0].value == "52"
-    assert not any(t.startswith("🔴") for t in violation_texts(at))
+    assert not any(t.startswith(":red-badge") for t in violation_texts(at))
 
 
 def test_last_layer_to_attention_flags_nh002_nh003_and_one_fix_clears_both(monkeypatch):
@@ -112,9 +112,9 @@ def test_sizes_form_applies_valid_values_and_rejects_bad_ones(monkeypatch):
 def test_fix_all_clears_fixable_errors(monkeypatch):
     at = start(monkeypatch)
     at.text_area(key="pattern_text").input("*M-M-M*").run()
-    assert any(t.startswith("🔴") for t in violation_texts(at))
+    assert any(t.startswith(":red-badge") for t in violation_texts(at))
     at.button(key="btn_fix_all").click().run()
-    assert not any(t.startswith("🔴") for t in violation_texts(at))
+    assert not any(t.startswith(":red-badge") for t in violation_texts(at))
 
 
 def test_choosing_a_preset_loads_it(monkeypatch):

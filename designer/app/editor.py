@@ -17,7 +17,8 @@ from designer.rules.engine import ALWAYS_ON, Violation
 KINDS = list(SYMBOLS)                      # M * - E
 KIND_NAMES = {"M": "Mamba (M)", "*": "Attention (*)", "-": "MLP (-)", "E": "MoE (E)"}
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
-SEVERITY_ICON = {"error": "🔴", "warning": "🟡", "info": "⚪"}
+SEVERITY_BADGE = {"error": ":red-badge[:material/error: error]", "warning": ":orange-badge[:material/warning: warning]",
+                  "info": ":gray-badge[:material/info: note]"}
 
 # (block, field, label, minimum) for the sizes form; Mamba-1 swaps heads for expand
 SIZE_FIELDS: dict[str, list[tuple[str, str, int]]] = {
@@ -179,7 +180,7 @@ def on_redo() -> None:
 
 def on_fix(rule: str, layer: int | None, message: str) -> None:
     lay = state.layout()
-    for v in _violations(lay)[0]:
+    for v in violations_of(lay)[0]:
         if (v.rule, v.layer, v.message) == (rule, layer, message) and v.fix is not None:
             state.commit(v.fix.apply(lay), f"fix {rule}: {v.fix.description}")
             state.flash("success", f"Fixed {rule}: {v.fix.description}.")
@@ -229,7 +230,7 @@ def on_apply_sizes() -> None:
 # Drawing
 
 
-def _violations(layout: Layout) -> tuple[list[Violation], str | None]:
+def violations_of(layout: Layout) -> tuple[list[Violation], str | None]:
     try:
         return check(layout), None
     except LayoutError as e:       # e.g. an unknown rule set named in the file: check the always-on rules
@@ -250,7 +251,7 @@ def render() -> None:
     hist = state.history()
     lay = hist.present
     sync_widgets(lay, hist.revision)
-    violations, rules_error = _violations(lay)
+    violations, rules_error = violations_of(lay)
     a, b = selection(lay.num_layers)
 
     counts = lay.counts
@@ -273,10 +274,13 @@ def render() -> None:
 
 
 def _render_strip(lay: Layout, violations: list[Violation], a: int, b: int) -> None:
-    st.markdown("**Layers** · hover a cell for its sizes, click or drag to select")
+    st.markdown("**Layers** · hover a cell for its sizes; click one to select it, or pick the box tool (top "
+                "right of the strip) and drag over a range")
     fig = charts.pattern_strip(lay, selected=(a, b), flagged=flagged_layers(violations))
     st.plotly_chart(fig, key="strip", on_select=on_strip_select, selection_mode=("points", "box"),
-                    config={"displayModeBar": False, "scrollZoom": False})
+                    config={"displayModeBar": True, "displaylogo": False, "scrollZoom": False,
+                            "modeBarButtonsToRemove": ["zoom2d", "pan2d", "zoomIn2d", "zoomOut2d", "autoScale2d",
+                                                       "resetScale2d", "toImage", "lasso2d"]})
 
 
 def _render_layer_controls(lay: Layout, a: int, b: int) -> None:
@@ -346,7 +350,8 @@ def _render_rules(lay: Layout, violations: list[Violation], rules_error: str | N
     if not violations:
         st.success("No rule violations.")
         return
-    summary = f"{n['error']} error(s), {n['warning']} warning(s), {n['info']} note(s)"
+    summary = " · ".join(f"{k} {word}{'' if k == 1 else 's'}" for word, k in
+                         (("error", n["error"]), ("warning", n["warning"]), ("note", n["info"])) if k)
     if fixable:
         c1, c2 = st.columns([3, 2])
         c1.markdown(summary)
@@ -362,7 +367,7 @@ def _render_rules(lay: Layout, violations: list[Violation], rules_error: str | N
 def _render_violation(i: int, v: Violation) -> None:
     where = f"layer {v.layer}" if v.layer is not None else "whole layout"
     with st.container(border=True, key=f"violation_{i}"):
-        st.markdown(f"{SEVERITY_ICON[v.severity]} **{v.rule}** · {where} · {v.severity}  \n{md(v.message)}")
+        st.markdown(f"{SEVERITY_BADGE[v.severity]} **{v.rule}** · {where}  \n{md(v.message)}")
         st.caption(md(v.rationale))
         if v.fix is not None:
             label = f"Fix {v.rule}" + (f" at layer {v.layer}" if v.layer is not None else "")

@@ -1,0 +1,164 @@
+"""Real-browser tests: Playwright drives Debian's chromium against `streamlit run app.py`.
+
+Screenshots (1280x900) go to test-artifacts/ at the repository root. Skipped, with the reason, only when
+chromium or the playwright package is missing (CI installs both: scripts/setup.sh --dev)."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:          # pragma: no cover
+    sync_playwright = None
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(sync_playwright is None, reason="the playwright Python package is not installed "
+                       "(scripts/setup.sh --dev installs it)"),
+    pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (scripts/setup.sh --dev "
+                       "apt-installs it; never `playwright install`)"),
+]
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+TIMEOUT_MS = 30_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    """`streamlit run app.py` on a free port, headless, on 127.0.0.1; stopped after the module."""
+    port = _free_port()
+    env = {**os.environ, "DESIGNER_LAYOUT": "nemotron-h-8b"}
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = open(ARTIFACTS / "streamlit.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+                             "--server.headless", "true", "--server.address", "127.0.0.1",
+                             "--server.port", str(port), "--browser.gatherUsageStats", "false",
+                             "--server.fileWatcherType", "none"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not start (exit {proc.poll()}); see test-artifacts/streamlit.log")
+            time.sleep(0.25)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    pw = sync_playwright().start()
+    b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield b
+    b.close()
+    pw.stop()
+
+
+@pytest.fixture
+def page(browser, app_url):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    p = context.new_page()
+    p.set_default_timeout(TIMEOUT_MS)
+    p.goto(app_url)
+    settle(p)
+    yield p
+    context.close()
+
+
+def settle(page, ms: int = 400) -> None:
+    """Wait until Streamlit has finished the current run (no 'running' status widget), then a little more."""
+    page.wait_for_selector('[data-testid="stApp"]')
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=TIMEOUT_MS)
+    page.wait_for_timeout(ms)
+    assert page.locator('[data-testid="stException"]').count() == 0, page.locator(
+        '[data-testid="stException"]').first.inner_text()
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.mouse.move(1270, 890)          # no tooltip over the page
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def violations(page):
+    return page.locator('[class*="st-key-violation_"]')
+
+
+def test_editor_56b_last_layer_attention_is_flagged_and_fixed(page):
+    expect(page.get_by_text("designer · nemotron-h-8b")).to_be_visible()
+    shot(page, "01-editor-8b")
+
+    preset = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox")
+    preset.click()
+    page.get_by_role("option", name="nemotron-h-56b", exact=True).click()
+    expect(page.get_by_text("designer · nemotron-h-56b")).to_be_visible()
+    settle(page)
+
+    layer = page.get_by_role("spinbutton", name="Layer", exact=True)
+    layer.fill("117")
+    layer.press("Enter")
+    settle(page)
+    expect(page.get_by_role("spinbutton", name="through layer")).to_have_value("117")
+    kind = page.get_by_test_id("stSelectbox").filter(has_text="Kind")
+    kind.click()
+    page.get_by_role("option", name="Attention (*)").click()
+    settle(page, 200)
+    page.get_by_role("button", name="Apply", exact=True).click()
+    expect(page.get_by_text("NH002", exact=True)).to_be_visible()
+    settle(page)
+    flagged = violations(page)
+    nh002 = flagged.filter(has_text="NH002")
+    nh003 = flagged.filter(has_text="NH003")
+    expect(nh002).to_contain_text("layer 117")
+    expect(nh003).to_contain_text("layer 117")
+    shot(page, "02-editor-56b-flagged")
+
+    page.get_by_role("button", name="Fix NH002 at layer 117").click()
+    expect(page.get_by_text("Fixed NH002")).to_be_visible()
+    settle(page)
+    expect(flagged.filter(has_text="NH002")).to_have_count(0)
+    expect(flagged.filter(has_text="NH003")).to_have_count(0)
+    expect(page.get_by_text("nemotron-h-56b · 119 layers")).to_be_visible()
+    shot(page, "03-editor-56b-fixed")
+
+
+def test_bad_upload_shows_a_message_and_keeps_the_layout(page, tmp_path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("name: x\npattern: [M-\n  hidden_size: 3\n")
+    page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(bad))
+    expect(page.get_by_text("malformed YAML")).to_be_visible()
+    settle(page)
+    expect(page.get_by_text("The previous layout is unchanged")).to_be_visible()
+    expect(page.get_by_text("designer · nemotron-h-8b")).to_be_visible()
+    shot(page, "04-bad-upload")
