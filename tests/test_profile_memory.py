@@ -93,3 +93,21 @@ def test_training_memory_mixed_precision_adam():
     assert full < sel < none
     sharded = training_memory(NH8, tp=2, pp=2, dp=4, distributed_optimizer=True)
     assert sharded.optimizer_bytes < t.optimizer_bytes / 8
+
+
+def test_expert_parallel_spreads_whole_experts():
+    lay = load_layout("nemotron-3-nano-30b-a3b")
+    one = training_memory(lay)
+    ep8 = training_memory(lay, ep=8)
+    expert = 2 * 2688 * 1856
+    assert one.weights_bytes - ep8.weights_bytes == 2 * lay.count("E") * (128 - 16) * expert
+
+
+def test_training_memory_per_gpu_for_the_exporter():
+    from designer.profile.analytic import training_memory_per_gpu
+    t = training_memory_per_gpu(NH8, tp=2, pp=2, dp=4)
+    n = count_params(NH8).total
+    assert t.optimizer_bytes == pytest.approx(12 * n / 4 / 4, rel=0.01)     # /(tp x pp) then /dp
+    assert t.total_bytes == t.weights_bytes + t.grads_bytes + t.optimizer_bytes + t.activations_bytes
+    with pytest.raises(ValueError, match="ep must be"):
+        training_memory_per_gpu(NH8, ep=0)

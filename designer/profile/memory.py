@@ -223,22 +223,30 @@ def training_activation_bytes_per_token(layout: Layout, recompute: str = "none",
 
 
 def training_memory(layout: Layout, *, seq_len: int = 8192, micro_batch: int = 1, recompute: str = "none",
-                    param_dtype: str = "bf16", tp: int = 1, pp: int = 1, dp: int = 1,
+                    param_dtype: str = "bf16", tp: int = 1, pp: int = 1, dp: int = 1, ep: int = 1,
                     distributed_optimizer: bool = False, costs: dict[str, BlockCost] | None = None) -> TrainingMemory:
     """Per-GPU training memory with mixed-precision Adam (Megatron-LM layout).
 
     weights: `param_dtype` copy; grads: fp32 main grads; optimizer: fp32 master weights + Adam m and v
     (12 bytes/param), divided over `dp` ranks with the distributed optimizer. TP splits weights and
-    (with sequence parallelism) activations; PP splits weights by stage, while the first stage of a 1F1B
-    schedule holds `pp` micro-batches of its 1/pp of the layers, i.e. about one micro-batch of all layers.
+    (with sequence parallelism) activations; with ep > 1 routed experts are whole and spread over ep
+    ranks instead. PP splits weights evenly by stage, while the first stage of a 1F1B schedule holds `pp`
+    micro-batches of its 1/pp of the layers, i.e. about one micro-batch of all layers.
     """
     costs = block_costs(layout, tp) if costs is None else costs
     emb, head, norm = embedding_params(layout, tp)
-    params = emb + head + norm + sum(layout.count(s) * c.params for s, c in costs.items())
+    params = float(emb + head + norm)
+    for s, c in costs.items():
+        experts = c.num_experts * c.expert_matmul_params
+        if experts and ep > 1:
+            whole = block_costs(layout, 1)[s]
+            experts_per_rank = -(-whole.num_experts // ep) * whole.expert_matmul_params
+            params += layout.count(s) * (c.params - experts + experts_per_rank)
+        else:
+            params += layout.count(s) * c.params
     per_gpu = params / pp
     optimizer = per_gpu * 12 / (dp if distributed_optimizer else 1)
-    acts = training_activation_bytes_per_token(layout, recompute, act_dtype=param_dtype if param_dtype != "fp8"
-                                               else "bf16", tp=tp, costs=costs)
-    return TrainingMemory(weights_bytes=per_gpu * dtype_bytes(param_dtype if param_dtype != "fp8" else "bf16"),
-                          grads_bytes=per_gpu * 4, optimizer_bytes=optimizer,
-                          activations_bytes=acts * seq_len * micro_batch)
+    act_dtype = "bf16" if param_dtype == "fp8" else param_dtype
+    acts = training_activation_bytes_per_token(layout, recompute, act_dtype=act_dtype, tp=tp, costs=costs)
+    return TrainingMemory(weights_bytes=per_gpu * dtype_bytes(act_dtype), grads_bytes=per_gpu * 4,
+                          optimizer_bytes=optimizer, activations_bytes=acts * seq_len * micro_batch)
