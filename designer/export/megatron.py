@@ -8,8 +8,8 @@ the rename use `pretrain_mamba.py`, `--hybrid-override-pattern` and
 FP8 follows the Nemotron-H recipe (arXiv 2504.03624 §2.4): E4M3 forward / E5M2 gradients (`--fp8-format
 hybrid`), per-tensor current scaling (`--fp8-recipe tensorwise`), first and last N layers in BF16.
 
-The TP/PP suggestion uses the profiler's training-memory figure when designer.profile.analytic provides one,
-else the estimate in `training_bytes_per_gpu` below (documented there; a placeholder for the profiler).
+The TP/PP suggestion uses the profiler's per-GPU training memory (designer.profile.analytic.
+training_memory_per_gpu) when it is importable, else the static estimate in `static_bytes_per_gpu`.
 """
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from designer.layout import ATTENTION, MAMBA, MLP, MOE, Layout
 
 GPU_MEMORY_GB = 80.0            # H100 SXM (published-configs.md hardware table)
-ACTIVATION_RESERVE = 0.35       # share of GPU memory left for activations, workspace, fragmentation
+ACTIVATION_RESERVE = 0.35       # fallback estimate: share of GPU memory left for activations and workspace
+USABLE_FRACTION = 0.9           # profiler estimate (activations included): headroom for workspace, fragmentation
 TP_CHOICES = (1, 2, 4, 8)       # TP stays inside one NVLink node
 PP_CHOICES = (1, 2, 4, 8, 16, 32)
 _ACT_FLAG = {"relu2": "--squared-relu", "swiglu": "--swiglu", "gelu": None}   # gelu is Megatron's default
@@ -55,36 +56,41 @@ def param_split(layout: Layout) -> tuple[float, float]:
     return float(total - expert), float(expert)
 
 
-def training_bytes_per_gpu(layout: Layout, tp: int, pp: int, ep: int = 1, dp: int = 8) -> float:
-    """Weights + gradients + optimizer state per GPU, in bytes (activations excluded).
+@dataclass(frozen=True)
+class MemoryEstimate:
+    bytes_per_gpu: float
+    includes_activations: bool
+    source: str
 
-    Estimate (placeholder until the profiler provides one): bf16 weights (2 B) and fp32 gradient buffers
-    (4 B) per parameter on its model-parallel rank, plus fp32 master weights and Adam moments (12 B)
-    sharded over `dp` data-parallel ranks by the distributed optimizer. Dense parameters are split by TP x PP,
-    routed experts by EP x PP. Embedding/output layers are assumed spread evenly (they sit on the first/last
-    pipeline stage in reality)."""
-    profiled = _profiler_training_bytes(layout, tp, pp, ep, dp)
-    if profiled is not None:
-        return profiled
+
+def static_bytes_per_gpu(layout: Layout, tp: int, pp: int, ep: int = 1, dp: int = 8) -> float:
+    """Weights + gradients + optimizer state per GPU, in bytes (no activations): the fallback estimate.
+
+    bf16 weights (2 B) and fp32 gradient buffers (4 B) per parameter on its model-parallel rank, plus fp32
+    master weights and Adam moments (12 B) sharded over `dp` data-parallel ranks by the distributed optimizer.
+    Dense parameters are split by TP x PP, routed experts by EP x PP; embedding and output layers are taken
+    as spread evenly (in reality they sit on the first and last pipeline stages)."""
     dense, expert = param_split(layout)
-    per_param = 2 + 4 + 12 / dp
-    return (dense / (tp * pp) + expert / (ep * pp)) * per_param
+    return (dense / (tp * pp) + expert / (ep * pp)) * (2 + 4 + 12 / dp)
 
 
-def _profiler_training_bytes(layout: Layout, tp: int, pp: int, ep: int, dp: int) -> float | None:
+def training_memory(layout: Layout, tp: int, pp: int, ep: int = 1, dp: int = 8,
+                    seq_len: int = 8192) -> MemoryEstimate:
+    """Per-GPU training memory: the profiler's figure (weights, grads, optimizer and one micro-batch of
+    activations at `seq_len`, selective recompute) when designer.profile.analytic has it, else the static
+    estimate above."""
     try:
-        from designer.profile import analytic
+        from designer.profile.analytic import training_memory_per_gpu
     except ImportError:
-        return None
-    fn = getattr(analytic, "training_memory_per_gpu", None)
-    if fn is None:
-        return None
-    try:
-        result = fn(layout, tp=tp, pp=pp, ep=ep, dp=dp)
-    except TypeError:
-        return None
-    value = getattr(result, "total_bytes", result)
-    return float(value) if isinstance(value, (int, float)) else None
+        training_memory_per_gpu = None
+    if training_memory_per_gpu is not None:
+        result = training_memory_per_gpu(layout, tp=tp, pp=pp, ep=ep, dp=dp, seq_len=seq_len)
+        return MemoryEstimate(float(result.total_bytes), True,
+                              f"designer profiler: weights, grads, optimizer over {dp} DP ranks, activations of "
+                              f"one {seq_len}-token micro-batch with selective recompute")
+    return MemoryEstimate(static_bytes_per_gpu(layout, tp, pp, ep, dp), False,
+                          f"estimate: bf16 weights + fp32 grads, fp32 Adam state over {dp} DP ranks; "
+                          f"{ACTIVATION_RESERVE:.0%} of GPU memory kept for activations")
 
 
 def _tp_ok(layout: Layout, tp: int) -> bool:
@@ -103,53 +109,53 @@ class ParallelPlan:
     tp: int
     pp: int
     ep: int
-    bytes_per_gpu: float
+    memory: MemoryEstimate
     budget_bytes: float
     fits: bool
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def bytes_per_gpu(self) -> float:
+        return self.memory.bytes_per_gpu
+
     def summary(self) -> str:
-        gb = self.bytes_per_gpu / 1e9
         fit = "fits" if self.fits else "does NOT fit"
         ep = f" EP={self.ep}" if self.ep > 1 else ""
-        return (f"TP={self.tp} PP={self.pp}{ep}: ~{gb:.1f} GB/GPU of weights, gradients and optimizer "
-                f"state ({fit} in {self.budget_bytes / 1e9:.0f} GB, {ACTIVATION_RESERVE:.0%} of "
-                f"{GPU_MEMORY_GB:.0f} GB kept for activations)")
+        what = "training memory" if self.memory.includes_activations else "weights, gradients and optimizer state"
+        return (f"TP={self.tp} PP={self.pp}{ep}: ~{self.bytes_per_gpu / 1e9:.1f} GB/GPU of {what} "
+                f"({fit} in {self.budget_bytes / 1e9:.0f} GB of {GPU_MEMORY_GB:.0f} GB)")
 
 
-def suggest_parallelism(layout: Layout, gpu_memory_gb: float = GPU_MEMORY_GB, dp: int = 8) -> ParallelPlan:
-    """The smallest TP x PP (TP first, up to 8) whose training state fits on one GPU with room for activations.
+def _budget(gpu_memory_gb: float, memory: MemoryEstimate) -> float:
+    usable = USABLE_FRACTION if memory.includes_activations else 1 - ACTIVATION_RESERVE
+    return gpu_memory_gb * 1e9 * usable
+
+
+def suggest_parallelism(layout: Layout, gpu_memory_gb: float = GPU_MEMORY_GB, dp: int = 8,
+                        seq_len: int = 8192) -> ParallelPlan:
+    """The smallest TP x PP (TP first, up to 8 inside a node) whose training memory fits on one GPU.
     MoE layouts also get EP (up to 8, dividing the expert count). A layout whose `parallel:` block asks for
     more than 1 is honoured as given."""
-    budget = gpu_memory_gb * 1e9 * (1 - ACTIVATION_RESERVE)
+    seq_len = min(seq_len, layout.max_position_embeddings)
+
+    def plan(tp: int, pp: int, ep: int, notes=()) -> ParallelPlan:
+        memory = training_memory(layout, tp, pp, ep, dp, seq_len)
+        budget = _budget(gpu_memory_gb, memory)
+        return ParallelPlan(tp, pp, ep, memory, budget, memory.bytes_per_gpu <= budget, list(notes))
+
     requested = layout.parallel
     if requested.tensor > 1 or requested.pipeline > 1:
-        ep = 1
-        b = training_bytes_per_gpu(layout, requested.tensor, requested.pipeline, ep, dp)
-        return ParallelPlan(requested.tensor, requested.pipeline, ep, b, budget, b <= budget,
-                            ["from the layout's parallel: block"])
+        return plan(requested.tensor, requested.pipeline, 1, ["from the layout's parallel: block"])
     eps = [1]
     if MOE in layout.pattern:
         eps = [e for e in (1, 2, 4, 8) if layout.moe.num_experts % e == 0]
-    candidates = []
-    for tp in TP_CHOICES:
-        if not _tp_ok(layout, tp):
-            continue
-        for pp in PP_CHOICES:
-            if pp > layout.num_layers:
-                continue
-            for ep in eps:
-                candidates.append((tp * pp, pp, ep, tp))
-    candidates.sort()
-    for _, pp, ep, tp in candidates:
-        b = training_bytes_per_gpu(layout, tp, pp, ep, dp)
-        if b <= budget:
-            return ParallelPlan(tp, pp, ep, b, budget, True)
-    tp = max(t for t in TP_CHOICES if _tp_ok(layout, t))
-    pp = max(p for p in PP_CHOICES if p <= layout.num_layers)
-    ep = max(eps)
-    b = training_bytes_per_gpu(layout, tp, pp, ep, dp)
-    return ParallelPlan(tp, pp, ep, b, budget, False, ["even the largest split tried does not fit"])
+    tps = [t for t in TP_CHOICES if _tp_ok(layout, t)]
+    pps = [p for p in PP_CHOICES if p <= layout.num_layers]
+    for _, pp, ep, tp in sorted((tp * pp, pp, ep, tp) for tp in tps for pp in pps for ep in eps):
+        candidate = plan(tp, pp, ep)
+        if candidate.fits:
+            return candidate
+    return plan(max(tps), max(pps), max(eps), ["even the largest split tried does not fit"])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -253,8 +259,8 @@ def _bash_array(name: str, args: list[str], indent: str = "    ") -> str:
 def megatron_script(layout: Layout, plan: ParallelPlan | None = None, seq_length: int = 8192) -> str:
     """The text of megatron.sh. Raises MegatronUnsupported for layouts Megatron cannot build."""
     model_args = megatron_args(layout)
-    plan = plan or suggest_parallelism(layout)
     seq = min(seq_length, layout.max_position_embeddings)
+    plan = plan or suggest_parallelism(layout, seq_len=seq)
     fp8_hint = ""
     if layout.training.precision == "bf16":
         t = layout.training
@@ -285,7 +291,7 @@ def megatron_script(layout: Layout, plan: ParallelPlan | None = None, seq_length
 #   arguments are passed through to Megatron.
 #
 # Parallelism suggestion: {plan.summary()}
-# {'; '.join(plan.notes) if plan.notes else 'Estimate: bf16 weights + fp32 grads, Adam state sharded over 8 DP ranks.'}
+# ({plan.memory.source}{'; ' + '; '.join(plan.notes) if plan.notes else ''})
 # Older Megatron-LM releases: pretrain_mamba.py, --hybrid-override-pattern, and
 #   --spec megatron.core.models.mamba.mamba_layer_specs mamba_stack_spec
 {''.join(notes)}set -euo pipefail

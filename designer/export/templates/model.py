@@ -55,6 +55,13 @@ except Exception:
 
 USE_KERNELS = os.environ.get("MODEL_PURE_TORCH", "0") in ("", "0")
 _SDPA_HAS_GQA = tuple(int(v) for v in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 5)
+try:
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    # cuDNN attention plans a graph per key length: fine for training, slow when a KV cache grows by one
+    # token per step (tens of ms per call on an H100), so cached attention picks among the others
+    _CACHE_SDPA_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+except ImportError:
+    sdpa_kernel = None
 
 DENSE_FAMILIES = ("llama", "qwen2")              # one HF decoder layer = the pattern pair `*-`
 SSM_FAMILIES = ("falcon_mamba", "mamba", "mamba2")  # transformers calls the trunk `backbone`
@@ -540,7 +547,11 @@ class Attention(nn.Module):
             k = k.repeat_interleave(self.n_heads // self.n_kv_heads, dim=1)
             v = v.repeat_interleave(self.n_heads // self.n_kv_heads, dim=1)
         gqa = {"enable_gqa": self.n_kv_heads != self.n_heads} if _SDPA_HAS_GQA else {}
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, **gqa)
+        if cache is not None and x.is_cuda and sdpa_kernel is not None:
+            with sdpa_kernel(_CACHE_SDPA_BACKENDS):
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, **gqa)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, **gqa)
         return self.o_proj(y.transpose(1, 2).reshape(b, t, -1))
 
     def _mask(self, t: int, pos: int, device) -> torch.Tensor | None:
