@@ -302,6 +302,7 @@ def test_parallelism_suggestion_divides_the_head_counts():
 def test_layout_json_is_also_yaml_with_the_same_values(name):
     """PyYAML reads JSON's 1e-05 as a string; the export writes 1.0e-05 so both parsers agree."""
     import yaml
+
     from designer.export.model_export import layout_json
     text = layout_json(load_layout(name))
     assert yaml.safe_load(text) == json.loads(text)

@@ -344,7 +344,8 @@ TRAIN_ARGS=(
 )
 
 CMD=(torchrun --nproc_per_node "$NPROC" --nnodes "$NNODES" "${{MEGATRON_LM:-<MEGATRON_LM>}}/pretrain_hybrid.py"
-     "${{MODEL_ARGS[@]}}" "${{PRECISION_ARGS[@]}}" "${{PARALLEL_ARGS[@]}}" "${{DATA_ARGS[@]}}" "${{TRAIN_ARGS[@]}}" "$@")
+     "${{MODEL_ARGS[@]}}" "${{PRECISION_ARGS[@]}}" "${{PARALLEL_ARGS[@]}}" "${{DATA_ARGS[@]}}"
+     "${{TRAIN_ARGS[@]}}" "$@")
 
 if [[ -n "${{DRY_RUN:-}}" ]]; then
     printf '%q ' "${{CMD[@]}}"; echo

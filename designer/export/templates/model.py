@@ -416,7 +416,7 @@ class Mamba2Mixer(nn.Module):
         return MambaCache(conv, ssm)
 
     def forward(self, u: torch.Tensor, cache: MambaCache | None = None) -> torch.Tensor:
-        b, seqlen, _ = u.shape
+        seqlen = u.shape[1]
         z, xBC, dt = self.in_proj(u).split([self.d_inner, self.conv_dim, self.num_heads], dim=-1)
         xBC = causal_conv1d(xBC, self.conv1d, cache.conv if cache is not None else None)
         x, B, C = xBC.split([self.d_inner, self.n_groups * self.state_size, self.n_groups * self.state_size], -1)
@@ -431,7 +431,7 @@ class Mamba2Mixer(nn.Module):
             y = y[:, None]
         elif USE_KERNELS and mamba_chunk_scan_combined is not None and u.is_cuda:
             y, new_state = mamba_chunk_scan_combined(
-                x, dt.to(x.dtype), A, B, C, self.chunk_size,
+                x, dt, A, B, C, self.chunk_size,
                 initial_states=cache.ssm if cache is not None else None, return_final_states=True)
         else:
             y, new_state = ssd_chunked_scan(x, dt, A, B, C, self.chunk_size,
