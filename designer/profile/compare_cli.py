@@ -49,9 +49,7 @@ def run(args: argparse.Namespace) -> int:
     ratios = ratios_against_first(profiles)
     if args.html:
         from designer.profile.report import write_report
-        setup = {k: v for k, v in kwargs.items() if k not in ("batch", "prompt", "gen")}
-        sweeps = [sweep(lay, args.hardware, batch=args.batch, prompt=args.prompt, gen=args.gen, **setup)
-                  for lay in layouts]
+        sweeps = [sweep(lay, args.hardware, **kwargs) for lay in layouts]
         write_report(args.html, profiles, sweeps)
     if args.json:
         emit_json({"layouts": names, "hardware": profiles[0]["hardware"], "setup": profiles[0]["setup"],

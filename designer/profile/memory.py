@@ -154,25 +154,33 @@ def inference_activation_peak_bytes(layout: Layout, tokens: int, *, act_dtype: s
         + logits_tokens * logits_bytes_per_sequence(layout, tp=tp)
 
 
+PREFILL_MODES = ("parallel", "chunked", "sequential")
+
+
+def prefill_pass_tokens(mode: str, batch: int, prompt: int, chunk: int = 8192) -> int:
+    """Tokens in the largest forward pass of prefilling `batch` prompts of `prompt` tokens.
+
+    parallel: every prompt whole in one pass (memory grows with the prompt); chunked: at most `chunk`
+    tokens per pass across the batch, caches carried between passes (a vLLM-style token budget);
+    sequential: one token of each sequence per pass (the Falcon Mamba article's second mode).
+    """
+    if mode == "parallel":
+        return batch * prompt
+    if mode == "chunked":
+        return min(batch * prompt, chunk)
+    if mode == "sequential":
+        return batch
+    raise LayoutError(f"unknown prefill mode {mode!r}; allowed: {', '.join(PREFILL_MODES)}")
+
+
 def prefill_activation_peak_bytes(layout: Layout, prompt: int, *, mode: str = "parallel", chunk: int = 8192,
                                   batch: int = 1, act_dtype: str = "bf16", tp: int = 1,
                                   costs: dict[str, BlockCost] | None = None) -> float:
-    """Peak transient memory of prefilling `batch` prompts of `prompt` tokens.
-
-    parallel: the whole prompt in one forward (memory grows with the prompt);
-    chunked: `chunk` tokens at a time, state/cache carried between chunks (flat in the prompt length);
-    sequential: one token at a time (chunked with chunk=1), the Falcon Mamba article's second mode.
-    """
-    if mode == "parallel":
-        tokens = prompt
-    elif mode == "chunked":
-        tokens = min(prompt, chunk)
-    elif mode == "sequential":
-        tokens = min(prompt, 1)
-    else:
-        raise LayoutError(f"unknown prefill mode {mode!r}; allowed: parallel, chunked, sequential")
-    return inference_activation_peak_bytes(layout, batch * tokens, act_dtype=act_dtype, tp=tp,
-                                           logits_tokens=batch, costs=costs)
+    """Peak transient memory of prefilling `batch` prompts of `prompt` tokens in a prefill mode
+    (`prefill_pass_tokens`), with the fp32 logits of each sequence's last position."""
+    tokens = prefill_pass_tokens(mode, batch, prompt, chunk)
+    return inference_activation_peak_bytes(layout, tokens, act_dtype=act_dtype, tp=tp, logits_tokens=batch,
+                                           costs=costs)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from designer.profile import memory as mem
 from designer.profile.blocks import BlockCost, block_costs, expected_experts_hit
 from designer.profile.hardware import Hardware, load_hardware
 
-PREFILL_MODES = ("parallel", "chunked", "sequential")
+PREFILL_MODES = mem.PREFILL_MODES
 
 
 @dataclass(frozen=True)
@@ -293,9 +293,8 @@ class Roofline:
     # ---- memory and capacity -----------------------------------------------------------------------
     def _workspace(self, stage: Stage, batch: int, prompt: int) -> float:
         """Activation bytes of the prefill (the largest transient) on one stage."""
-        mode = self.setup.prefill_mode
-        tokens = batch * prompt if mode == "parallel" else batch if mode == "sequential" \
-            else min(batch * prompt, self.setup.prefill_chunk)
+        s = self.setup
+        tokens = mem.prefill_pass_tokens(s.prefill_mode, batch, prompt, s.prefill_chunk)
         return tokens * stage.activation_bytes_per_token + (batch * self.logits_bytes if stage.head else 0.0)
 
     def memory(self, batch: int, context: int, *, prompt: int | None = None) -> MemoryBreakdown:
@@ -314,7 +313,8 @@ class Roofline:
         return best
 
     def max_batch(self, prompt: int, gen: int) -> int:
-        """Largest batch whose weights, caches at prompt + gen tokens and prefill workspace fit."""
+        """Largest batch whose weights, caches at prompt + gen tokens and prefill workspace fit
+        (`memory.prefill_pass_tokens` written as a slope per sequence and a cap, solved in closed form)."""
         mode, best = self.setup.prefill_mode, None
         for st in self.stages:
             per_seq = st.kv_bytes_per_token * (prompt + gen) + st.state_bytes_per_sequence \
