@@ -117,10 +117,12 @@ def _assumptions(r: Roofline, batch: int) -> list[str]:
         f"weights {s.precision} ({mem.precision(s.precision).bytes_per_param:g} B per GEMM weight; embeddings, "
         f"norms, conv and SSM parameters {s.act_dtype}); KV cache {s.kv}; SSM state {s.state_dtype}; "
         f"conv window {s.act_dtype}",
-        f"roofline on {hw.name}: achieved fractions gemm {eff.gemm:g}, attention {eff.attention:g}, scan "
-        f"{eff.scan:g}, memory {eff.memory:g}, {eff.kernel_overhead_s * 1e6:g} us per kernel"
-        + ("" if eff.calibrated else " (not yet calibrated on this GPU: gemm and memory are the H100 "
-                                     "measurements, the rest estimates)"),
+        f"roofline on {hw.name}: achieved fractions gemm {eff.gemm_for(hw.compute_precision(s.precision)):g}, "
+        f"attention {eff.attention:g}, scan {eff.scan:g}, memory {eff.memory:g}, decode weight streaming "
+        f"{eff.weights_memory:g}, KV reads {eff.kv_memory:g}, {eff.kernel_overhead_s * 1e6:g} us per kernel"
+        + (" (measured on this GPU" if eff.calibrated else " (the H100 SXM's measured fractions, not yet "
+                                                            "calibrated on this GPU") + "; profiles/hardware/ "
+        "names the source of each)",
         f"usable memory = {s.memory_utilization:g} x {hw.memory_bytes / 2**30:.1f} GiB per GPU",
     ]
     if s.tp > 1 or s.pp > 1:
