@@ -82,3 +82,21 @@ def test_greedy_generation_matches_transformers_without_cache():
     with torch.no_grad():
         expected = hf(out[:, :-1]).logits.argmax(-1)[:, 8:]
     assert torch.equal(out[:, 9:], expected)
+
+
+def test_plain_mamba1_matches_transformers_mamba():
+    """Mamba-1 without Falcon's B/C/dt norms is transformers' `mamba` family (same parameter names). The config
+    is written by hand here: designer.hf writes falcon_mamba for it (reported to its owner)."""
+    layout = layout_from_dict(dict(name="m1", hidden_size=64, vocab_size=128, pattern="MMM",
+                                   mamba=dict(version=1, state_size=8, dt_rank=8, chunk_size=8)))
+    torch.manual_seed(0)
+    ours = M.build_model(args=M.ModelArgs.from_dict(layout_to_dict(layout, full=True))).eval()
+    assert ours.args.family == "mamba"
+    config = transformers.MambaConfig(vocab_size=128, hidden_size=64, state_size=8, num_hidden_layers=3, expand=2,
+                                      conv_kernel=4, use_bias=False, use_conv_bias=True, time_step_rank=8,
+                                      layer_norm_epsilon=1e-5, tie_word_embeddings=False)
+    hf = transformers.MambaForCausalLM(config).eval()
+    hf.load_state_dict(ours.state_dict(), strict=True)
+    ids = torch.randint(0, 128, (2, 19), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(ids), hf(ids, use_cache=False).logits, atol=1e-4, rtol=1e-4)

@@ -69,12 +69,12 @@ def render_readme(layout: Layout, result: "ExportResult") -> str:
     if "config.json" in result.files:
         out += ["## Hugging Face transformers (`config.json`)", "",
                 "```python",
-                "import json, transformers",
+                "import json, torch, transformers",
                 "from model import build_model",
                 "",
                 "model = build_model()",
                 "config = transformers.AutoConfig.for_model(**json.load(open('config.json')))",
-                "hf = transformers.AutoModelForCausalLM.from_config(config)",
+                "hf = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)  # default: bf16",
                 "hf.load_state_dict(model.state_dict(), strict=True)   # same names and shapes, same logits",
                 "hf.save_pretrained('hf-checkpoint')",
                 "```", ""]
