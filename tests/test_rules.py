@@ -151,3 +151,12 @@ def test_fix_all_makes_a_broken_layout_pass_and_lists_each_change():
     assert not has_errors(remaining)
     assert fixed.pattern[0] == "M" and fixed.pattern[-1] in "-E"
     assert len(changes) >= 3 and all(c.split(":")[0] in ("NH001", "NH002", "NH003") for c in changes)
+
+
+def test_parameter_budget_uses_the_profilers_count():
+    lay = load_layout("nemotron-h-8b")
+    tight = lay.replace(constraints=lay.constraints.__class__(max_params=8.0e9, max_active_params=9e9))
+    v = next(v for v in check(tight) if v.rule == "UC004")
+    assert "8.101B parameters" in v.message and "8.000B" in v.message
+    roomy = lay.replace(constraints=lay.constraints.__class__(max_params=8.2e9))
+    assert "UC004" not in ids(check(roomy))

@@ -42,8 +42,8 @@ def max_consecutive(ctx: Context) -> Iterator[Hit]:
 
 
 def _params(layout):
-    from designer.profile.analytic import param_counts  # the profiler is the one source of parameter counts
-    return param_counts(layout)
+    from designer.profile.params import count_params  # the profiler is the one source of parameter counts
+    return count_params(layout)
 
 
 @rule("UC004", "constraints", "error", "parameter budget",
