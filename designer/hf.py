@@ -14,7 +14,7 @@ from typing import Any
 from designer.layout import (ATTENTION, MAMBA, MLP, MOE, AttentionConfig, Layout, LayoutError, MambaConfig,
                              MLPConfig, MoEConfig, layout_from_dict, layout_to_dict)
 
-FAMILIES = ("nemotron_h", "falcon_mamba", "mamba2", "llama", "qwen2")
+FAMILIES = ("nemotron_h", "falcon_mamba", "mamba", "mamba2", "llama", "qwen2")
 
 # nemotron_h layer-type names, old (hybrid_override_pattern era) and new (layers_block_type lists)
 _NH_TYPE_TO_SYMBOL = {"mamba": MAMBA, "linear_attention": MAMBA, "attention": ATTENTION, "full_attention": ATTENTION,
@@ -40,7 +40,9 @@ def hf_family(layout: Layout) -> str:
         return layout.family
     syms = set(layout.pattern)
     if syms == {MAMBA}:
-        return "falcon_mamba" if layout.mamba.version == 1 else "mamba2"
+        if layout.mamba.version == 2:
+            return "mamba2"
+        return "falcon_mamba" if layout.mamba.bcdt_norm else "mamba"
     if _is_dense(layout):
         return "qwen2" if layout.attention.qkv_bias else "llama"
     return "nemotron_h"
@@ -62,16 +64,18 @@ def _unsupported_reason(layout: Layout) -> str | None:
         if fam == "qwen2" and not layout.attention.qkv_bias:
             return "qwen2 always has a qkv bias; use family llama"
         return None
-    if fam in ("falcon_mamba", "mamba2") or syms == {MAMBA}:
+    if fam in ("falcon_mamba", "mamba", "mamba2") or syms == {MAMBA}:
         if syms != {MAMBA}:
             return f"family {fam} is pure Mamba: the pattern may hold only 'M'"
-        want = 1 if fam == "falcon_mamba" else 2 if fam == "mamba2" else layout.mamba.version
+        want = {"falcon_mamba": 1, "mamba": 1, "mamba2": 2}.get(fam, layout.mamba.version)
         if layout.mamba.version != want:
             return f"family {fam} needs mamba.version {want}"
         if want == 2 and layout.mamba.d_inner(layout.hidden_size) % layout.hidden_size:
             return "HF mamba2 derives d_inner = expand * hidden with an integer expand; heads*head_dim is not a multiple"
         if want == 1 and not layout.mamba.bcdt_norm and fam == "falcon_mamba":
-            return "falcon_mamba always normalises B, C and dt (mamba.bcdt_norm: true)"
+            return "falcon_mamba always normalises B, C and dt (mamba.bcdt_norm: true); use family mamba"
+        if want == 1 and layout.mamba.bcdt_norm and fam == "mamba":
+            return "HF mamba has no B, C, dt norms (mamba.bcdt_norm: false); use family falcon_mamba"
         return None
     # nemotron_h hybrids
     if layout.mamba is not None and layout.mamba.version != 2 and MAMBA in syms:
@@ -84,6 +88,12 @@ def _unsupported_reason(layout: Layout) -> str | None:
         return "nemotron_h experts are not gated (moe.activation relu2 or gelu)"
     if ATTENTION in syms and (layout.attention.qkv_bias or layout.attention.o_bias):
         return "nemotron_h has one attention_bias for q, k, v and o; per-projection biases are not expressible"
+    if layout.tie_word_embeddings:
+        return "NemotronHForCausalLM never ties the LM head to the embedding (tie_word_embeddings must be false)"
+    if MOE in syms and not layout.moe.shared_intermediate_size:
+        return "nemotron_h MoE always builds a shared expert (moe.shared_intermediate_size must be > 0)"
+    if MOE in syms and MLP in syms and layout.moe.activation != layout.mlp.activation:
+        return "nemotron_h has one activation for MLP and MoE layers (mlp.activation must equal moe.activation)"
     return None
 
 
@@ -124,7 +134,7 @@ def _write_nemotron_h(layout: Layout) -> dict[str, Any]:
         d.update(n_routed_experts=e.num_experts, num_experts_per_tok=e.top_k, moe_intermediate_size=e.intermediate_size,
                  moe_shared_expert_intermediate_size=e.shared_intermediate_size,
                  n_shared_experts=1 if e.shared_intermediate_size else 0, n_group=1, topk_group=1,
-                 norm_topk_prob=True, routed_scaling_factor=1.0)
+                 norm_topk_prob=True, routed_scaling_factor=e.routed_scaling_factor)
         if layout.mlp is None:
             d["mlp_hidden_act"] = _HF_ACT[e.activation]
     return d
@@ -137,6 +147,13 @@ def _write_falcon_mamba(layout: Layout) -> dict[str, Any]:
              intermediate_size=m.d_inner(layout.hidden_size), conv_kernel=m.conv_kernel, use_bias=m.proj_bias,
              use_conv_bias=m.conv_bias, time_step_rank=m.dt_rank_value(layout.hidden_size),
              layer_norm_epsilon=layout.norm_eps, mixer_rms_eps=1e-6, hidden_act="silu", residual_in_fp32=True)
+    return d
+
+
+def _write_mamba(layout: Layout) -> dict[str, Any]:
+    d = _write_falcon_mamba(layout)
+    d.update(model_type="mamba", architectures=["MambaForCausalLM"])
+    d.pop("mixer_rms_eps")
     return d
 
 
@@ -167,6 +184,7 @@ def _write_dense(layout: Layout, model_type: str, arch: str) -> dict[str, Any]:
 _WRITERS = {
     "nemotron_h": _write_nemotron_h,
     "falcon_mamba": _write_falcon_mamba,
+    "mamba": _write_mamba,
     "mamba2": _write_mamba2,
     "llama": lambda lay: _write_dense(lay, "llama", "LlamaForCausalLM"),
     "qwen2": lambda lay: _write_dense(lay, "qwen2", "Qwen2ForCausalLM"),
@@ -244,8 +262,8 @@ def layout_from_hf_config(data: dict[str, Any], *, source: str | None = None, na
                                intermediate_size=g("moe_intermediate_size"),
                                shared_intermediate_size=int(data.get("moe_shared_expert_intermediate_size") or 0)
                                * int(data.get("n_shared_experts", 1) or 0),
-                               activation=act)
-        base["rules"] = ["nemotron-h"] if MOE not in pattern else []
+                               activation=act, routed_scaling_factor=float(data.get("routed_scaling_factor", 1.0)))
+        base["rules"] = ["nemotron-h"]
     elif mt in ("falcon_mamba", "mamba"):
         hidden = base["hidden_size"]
         expand = g("expand", default=2)
@@ -253,13 +271,11 @@ def layout_from_hf_config(data: dict[str, Any], *, source: str | None = None, na
         if inter % hidden:
             raise LayoutError(f"intermediate_size {inter} is not a multiple of hidden_size {hidden}", source=source,
                               key="intermediate_size")
-        base.update(family="falcon_mamba" if mt == "falcon_mamba" else None, pattern=MAMBA * g("num_hidden_layers", "n_layer"),
+        base.update(family=mt, pattern=MAMBA * g("num_hidden_layers", "n_layer"),
                     mamba=dict(version=1, expand=inter // hidden, dt_rank=data.get("time_step_rank", "auto"),
                                state_size=g("state_size", default=16), conv_kernel=g("conv_kernel", default=4),
                                conv_bias=bool(data.get("use_conv_bias", True)), proj_bias=bool(data.get("use_bias", False)),
                                bcdt_norm=mt == "falcon_mamba"))
-        if base["family"] is None:
-            del base["family"]
     elif mt == "mamba2":
         hidden = base["hidden_size"]
         heads = g("num_heads")

@@ -122,6 +122,7 @@ class MoEConfig:
     shared_intermediate_size: int = 0       # 0 = no shared expert
     activation: str = "relu2"
     router_bias: bool = True                # score-correction bias per expert (Nemotron-3 / DeepSeek-V3 style)
+    routed_scaling_factor: float = 1.0      # multiplies the routed experts' weighted sum (Nemotron-3-Nano: 2.5)
 
     @property
     def gated(self) -> bool:
@@ -172,7 +173,7 @@ class Layout:
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     constraints: Constraints = field(default_factory=Constraints)
-    family: str | None = None        # hf family hint: nemotron_h, falcon_mamba, mamba2, llama, qwen2
+    family: str | None = None        # hf family hint: nemotron_h, falcon_mamba, mamba, mamba2, llama, qwen2
     max_position_embeddings: int = 131072
 
     # ---- derived ------------------------------------------------------------------------------
@@ -317,6 +318,8 @@ def _convert_field(cls: type, name: str, value: Any, key: str, source: str | Non
         return _as_choice(value, key, source, ("bf16", "fp8", "fp4"))
     if name == "rope_theta":
         return None if value is None else _as_float(value, key, source)
+    if name == "routed_scaling_factor":
+        return _as_float(value, key, source, maximum=1e3)
     if name == "sliding_window":
         return None if value is None else _as_int(value, key, source)
     if name in _ZERO_OK:
@@ -356,7 +359,7 @@ def _constraints_from_dict(data: Any, source: str | None) -> Constraints:
                 _as_choice(sym, f"{key}.{sym}", source, SYMBOLS)
                 out[k][sym] = _as_int(n, f"{key}.{sym}", source)
         elif k in ("max_params", "max_active_params"):
-            out[k] = _as_float(v, key, source)
+            out[k] = None if v is None else _as_float(v, key, source)
         elif k in ("attention_fraction", "attention_fraction_tolerance"):
             out[k] = _as_float(v, key, source, minimum=0.0, maximum=1.0, strict_min=False)
         else:
@@ -399,7 +402,7 @@ def layout_from_dict(data: Any, *, source: str | None = None) -> Layout:
                                                     source, maximum=1 << 26)
     if data.get("family") is not None:
         kwargs["family"] = _as_choice(data["family"], "family", source,
-                                      ("nemotron_h", "falcon_mamba", "mamba2", "llama", "qwen2"))
+                                      ("nemotron_h", "falcon_mamba", "mamba", "mamba2", "llama", "qwen2"))
     for key, cls in _BLOCKS.items():
         if data.get(key) is not None:
             kwargs[key] = _block_from_dict(cls, data[key], key, source)

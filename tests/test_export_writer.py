@@ -311,21 +311,18 @@ def test_layout_json_is_also_yaml_with_the_same_values(name):
 
 @pytest.mark.parametrize("changes, reason", [
     (dict(tie_word_embeddings=True), "never ties"),
-    (dict(pattern="MEM*E", moe=dict(num_experts=4, top_k=2, intermediate_size=32)), "always has a shared expert"),
+    (dict(pattern="MEM*E", moe=dict(num_experts=4, top_k=2, intermediate_size=32)), "always builds a shared expert"),
     (dict(pattern="M-MEM*", moe=dict(num_experts=4, top_k=2, intermediate_size=32, shared_intermediate_size=32),
-          mlp=dict(intermediate_size=96, activation="gelu")), "one mlp_hidden_act"),
-    (dict(pattern="MMM", mamba=dict(version=1, state_size=8)), "always normalises B, C and dt"),
+          mlp=dict(intermediate_size=96, activation="gelu")), "one activation for MLP and MoE"),
 ])
 def test_no_config_json_when_transformers_would_build_another_model(tmp_path, changes, reason):
-    """Cases designer.hf lets through today: the export leaves config.json out rather than write a wrong one."""
-    from designer.export.model_export import hf_mismatch
-    from designer.hf import HFUnsupported, hf_config_from_layout
-    layout = tiny(**changes)
-    try:
-        cfg = hf_config_from_layout(layout)
-    except HFUnsupported:
-        pytest.skip("designer.hf now refuses this layout itself")
-    if hf_mismatch(layout, cfg) is None:
-        pytest.skip("designer.hf now writes a matching config")
-    result = export_layout(layout, tmp_path / "o")
-    assert "config.json" not in result.files and any(reason in n for n in result.notes)
+    """designer.hf refuses layouts transformers would build differently; the export says why and leaves config.json
+    out rather than write a wrong one."""
+    result = export_layout(tiny(**changes), tmp_path / "o")
+    assert "config.json" not in result.files and any(reason in n for n in result.notes), result.notes
+
+
+def test_mamba1_without_bcdt_norm_exports_as_transformers_mamba(tmp_path):
+    result = export_layout(tiny(pattern="MMM", mamba=dict(version=1, state_size=8)), tmp_path / "o")
+    cfg = json.loads((tmp_path / "o" / "config.json").read_text())
+    assert cfg["model_type"] == "mamba" and cfg["architectures"] == ["MambaForCausalLM"]

@@ -112,23 +112,6 @@ def yaml_safe_json(obj: Any, indent: int = 2, _level: int = 0) -> str:
 # Checks
 
 
-def hf_mismatch(layout: Layout, cfg: dict[str, Any]) -> str | None:
-    """Why transformers (5.x) would build something else from `cfg` than model.py builds from the layout, for
-    the cases known to slip through designer.hf; None when they agree."""
-    from designer.layout import MLP, MOE
-    mt = cfg.get("model_type")
-    if mt == "nemotron_h" and layout.tie_word_embeddings:
-        return "NemotronHForCausalLM never ties lm_head to the embedding"
-    if mt == "nemotron_h" and MOE in layout.pattern and not layout.moe.shared_intermediate_size:
-        return "NemotronHMoE always has a shared expert (of intermediate_size when the config says 0)"
-    if mt == "nemotron_h" and MLP in layout.pattern and MOE in layout.pattern \
-            and layout.mlp.activation != layout.moe.activation:
-        return "nemotron_h has one mlp_hidden_act for MLP and MoE layers"
-    if mt == "falcon_mamba" and not layout.mamba.bcdt_norm:
-        return "falcon_mamba always normalises B, C and dt; this layout does not (transformers' `mamba` does not)"
-    return None
-
-
 def rule_violations(layout: Layout, rule_sets: list[str] | None = None) -> list[dict] | None:
     """Violations as dicts, or None when the rule engine is not available."""
     try:
@@ -184,13 +167,9 @@ def _write_contents(layout: Layout, tmp: Path, violations: list[dict] | None,
     except HFUnsupported as e:
         notes.append(f"config.json not written: no transformers family expresses this layout ({e})")
     else:
-        mismatch = hf_mismatch(layout, cfg)
-        if mismatch:
-            notes.append(f"config.json not written: transformers would build a different model ({mismatch})")
-        else:
-            hf_family = cfg.get("model_type")
-            _write(tmp / "config.json", json.dumps(cfg, indent=2) + "\n")
-            files.append("config.json")
+        hf_family = cfg.get("model_type")
+        _write(tmp / "config.json", json.dumps(cfg, indent=2) + "\n")
+        files.append("config.json")
 
     plan = None
     try:
