@@ -111,6 +111,11 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
 
 
+def goto_page(page, name: str) -> None:
+    """Click a page of the top navigation (a segmented control)."""
+    page.get_by_test_id("stButtonGroup").get_by_text(name, exact=True).click()
+
+
 def violations(page):
     return page.locator('[class*="st-key-violation_"]')
 
@@ -162,3 +167,53 @@ def test_bad_upload_shows_a_message_and_keeps_the_layout(page, tmp_path):
     expect(page.get_by_text("The previous layout is unchanged")).to_be_visible()
     expect(page.get_by_text("designer · nemotron-h-8b")).to_be_visible()
     shot(page, "04-bad-upload")
+
+
+PLOT_DATA_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(gd => ({
+    traces: (gd.data || []).map(t => ({name: t.name || '', type: t.type, xaxis: t.xaxis || 'x',
+        x: Array.from(t.x || []).map(String), n: (t.y || []).filter(v => v !== null).length})),
+    titles: ((gd.layout && gd.layout.annotations) || []).map(a => a.text)}))"""
+THREE = ("nemotron-h-8b", "nemotron-h-47b", "nemotron-h-56b")
+
+
+def test_compare_shows_three_charts_with_data_for_8b_47b_56b(page):
+    goto_page(page, "Compare")
+    expect(page.get_by_test_id("stPlotlyChart")).to_have_count(4, timeout=TIMEOUT_MS)
+    settle(page, 1500)
+    shot(page, "05-compare")
+    memory, latency, _throughput, _fits = page.evaluate(PLOT_DATA_JS)
+
+    # memory vs context: one panel per layout (its title), each with weights / KV / SSM state plotted
+    assert [t for t in memory["titles"] if t in THREE] == list(THREE)
+    for k, name in enumerate(THREE):
+        axis = "x" if k == 0 else f"x{k + 1}"
+        stacked = {t["name"] for t in memory["traces"] if t["xaxis"] == axis and t["n"] > 0}
+        assert {"weights", "KV cache", "SSM + conv state"} <= stacked, (name, stacked)
+    # latency vs context: a TTFT and a TPOT line per layout
+    for name in THREE:
+        assert sum(t["name"] == name and t["n"] > 0 for t in latency["traces"]) == 2, name
+    # throughput at max batch: one bar per layout, each above zero
+    bars = page.evaluate("() => { const t = document.querySelectorAll('.js-plotly-plot')[2].data[0];"
+                         " return {names: Array.from(t.y), values: Array.from(t.x)}; }")
+    assert set(THREE) <= set(bars["names"]) and all(v > 0 for v in bars["values"])
+
+    charts = page.get_by_test_id("stPlotlyChart")
+    for i, name in enumerate(("memory", "latency", "throughput")):
+        charts.nth(i).scroll_into_view_if_needed()
+        page.wait_for_timeout(300)
+        charts.nth(i).screenshot(path=str(ARTIFACTS / f"06-compare-{name}.png"))
+    table = page.get_by_test_id("stDataFrame")
+    table.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    shot(page, "07-compare-table")
+
+
+def test_profile_page_renders_its_charts(page):
+    goto_page(page, "Profile")
+    expect(page.get_by_test_id("stPlotlyChart")).to_have_count(5, timeout=TIMEOUT_MS)
+    settle(page, 1500)
+    expect(page.get_by_text("fits").first).to_be_visible()
+    shot(page, "08-profile")
+    page.get_by_test_id("stPlotlyChart").nth(2).scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    shot(page, "09-profile-charts")

@@ -74,9 +74,12 @@ def render() -> None:
     else:
         st.success("No rule errors: ready to export.")
     st.checkbox("Export even with rule errors", key="ex.allow", disabled=not errors)
-    st.button("Export", key="btn_export", type="primary", on_click=on_export,
-              help="Runs the exporter into a temporary folder and zips it (a few seconds the first time: "
-                   "it counts parameters with PyTorch)")
+    if st.button("Export", key="btn_export", type="primary",
+                 help="Runs the exporter into a temporary folder and zips it (a few seconds the first time: "
+                      "it counts parameters with PyTorch)"):
+        with st.spinner(f"Exporting {lay.name} (the first export loads PyTorch)…"):
+            on_export()
+        state.show_flashes()
     result = st.session_state.get(_RESULT)
     if not result:
         return
