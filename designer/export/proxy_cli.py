@@ -1,0 +1,188 @@
+"""`designer proxy A B C [--task mqar] [--steps N] [--device cuda] [--json]`: train each layout's proxy on
+synthetic tasks, rank them (rich table, plotly HTML report, or one JSON document).
+
+Each candidate gets a proxy-job directory like the one `designer export` writes (model.py, train_proxy.py,
+proxy_tasks.py, proxy_layout.json, proxy.yaml); the job runs in this process, or under torchrun with
+--nproc N. Candidates are ranked by mean answer accuracy over the tasks, then by final loss.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from designer.cliutil import UsageError, emit_json, load_or_fail, nonnegative_int, positive_int
+from designer.layout import atomic_write_text
+
+def build_parser(parser: argparse.ArgumentParser) -> None:
+    from designer.export.proxy import DEFAULT_HIDDEN, DEFAULT_LAYERS, load_trainer
+    trainer = load_trainer()
+    d = trainer.ProxyConfig()
+    parser.add_argument("layouts", nargs="+", metavar="LAYOUT", help="layout YAML, HF config.json, or preset name")
+    parser.add_argument("--task", default="mqar",
+                        help=f"comma-separated tasks, or 'all' (default: mqar); tasks: {', '.join(trainer.tasks.TASKS)}")
+    parser.add_argument("--task-param", action="append", default=[], metavar="TASK.KEY=VALUE",
+                        help="a task parameter, e.g. mqar.num_kv_pairs=32 (repeatable; docs/proxy.md lists them)")
+    parser.add_argument("--steps", type=positive_int, help=f"optimizer steps (default {d.steps})")
+    parser.add_argument("--batch-size", type=positive_int, help=f"global batch in sequences (default {d.batch_size})")
+    parser.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr:g})")
+    parser.add_argument("--seq-len", type=positive_int, help=f"tokens per sequence (default {d.seq_len})")
+    parser.add_argument("--vocab", type=positive_int, help=f"task vocabulary = proxy vocab_size (default {d.vocab_size})")
+    parser.add_argument("--seed", type=nonnegative_int, help=f"seed for weights and data (default {d.seed})")
+    parser.add_argument("--device", help="auto | cpu | cuda (default auto: cuda when available)")
+    parser.add_argument("--proxy-hidden", type=positive_int, help=f"proxy hidden size (default {DEFAULT_HIDDEN})")
+    parser.add_argument("--proxy-layers", type=positive_int, help=f"about this many proxy layers (default {DEFAULT_LAYERS})")
+    parser.add_argument("--proxy-scale", type=float, metavar="S",
+                        help="keep about a fraction S of the parameters: width and depth x S^(1/3) each")
+    parser.add_argument("--nproc", type=positive_int, default=1,
+                        help="processes per job (torchrun, DDP; NCCL on GPU, gloo on CPU)")
+    parser.add_argument("--out", metavar="DIR", help="keep the proxy jobs and their metrics.json here "
+                                                     "(default: a temporary directory, removed afterwards)")
+    parser.add_argument("--report", default="proxy_report.html", metavar="HTML",
+                        help="plotly HTML report (default proxy_report.html; '' for none)")
+    parser.add_argument("--quiet", action="store_true", help="no progress line")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+
+
+def parse_tasks(task: str, params: list[str]) -> dict[str, dict[str, Any]]:
+    from designer.export.proxy import load_trainer
+    known = list(load_trainer().tasks.TASKS)
+    names = known if task.strip() == "all" else [t.strip() for t in task.split(",") if t.strip()]
+    if not names:
+        raise UsageError(f"--task: give at least one task or 'all'; tasks: {', '.join(known)}")
+    tasks: dict[str, dict[str, Any]] = {n: {} for n in names}
+    for item in params:
+        key, sep, value = item.partition("=")
+        name, dot, param = key.partition(".")
+        if not sep or not dot:
+            raise UsageError(f"--task-param: expected TASK.KEY=VALUE (e.g. mqar.num_kv_pairs=32), got {item!r}")
+        if name not in tasks:
+            raise UsageError(f"--task-param {item!r}: task {name!r} is not among the tasks run ({', '.join(tasks)})")
+        try:
+            tasks[name][param] = json.loads(value)
+        except json.JSONDecodeError:
+            raise UsageError(f"--task-param {item!r}: the value must be a number") from None
+    return tasks
+
+
+def prepare_jobs(args: argparse.Namespace, root: Path) -> list[tuple[str, Path, dict[str, Any]]]:
+    """One proxy-job directory per candidate: (name, directory, config)."""
+    from designer.export.proxy import write_proxy_files
+
+    options = {"tasks": parse_tasks(args.task, args.task_param), "steps": args.steps,
+               "batch_size": args.batch_size, "lr": args.lr, "seq_len": args.seq_len, "vocab_size": args.vocab,
+               "seed": args.seed, "device": args.device}
+    if args.batch_size and args.batch_size % args.nproc:
+        raise UsageError(f"--batch-size {args.batch_size} must be divisible by --nproc {args.nproc}")
+    jobs, seen = [], set()
+    for ref in args.layouts:
+        layout = load_or_fail(ref)
+        name, k = layout.name, 2
+        while name in seen:
+            name, k = f"{layout.name}-{k}", k + 1
+        seen.add(name)
+        job_dir = root / name
+        config = write_proxy_files(layout, job_dir, hidden=args.proxy_hidden, layers=args.proxy_layers,
+                                   scale=args.proxy_scale, copy_model=True, **options)
+        jobs.append((name, job_dir, config))
+    return jobs
+
+
+def run_job(job_dir: Path, nproc: int, quiet: bool) -> dict[str, Any]:
+    """Train one proxy: in this process, or under torchrun; returns its metrics."""
+    from designer.export.proxy import load_trainer
+
+    if nproc == 1:
+        trainer = load_trainer()
+        try:
+            return trainer.train(trainer.load_config(job_dir / "proxy.yaml"), root=job_dir, quiet=quiet)
+        except trainer.ConfigError as e:
+            raise UsageError(str(e)) from None
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "train_proxy.py"] + (["--quiet"] if quiet else [])
+    done = subprocess.run(cmd, cwd=job_dir, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+        raise UsageError(f"{' '.join(cmd)} in {job_dir} failed (exit {done.returncode}):\n{tail}")
+    return json.loads((job_dir / "metrics.json").read_text())
+
+
+def rank(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Best first: higher mean accuracy, then lower final loss."""
+    return sorted(results, key=lambda r: (-r["mean_accuracy"], r["final_loss"]))
+
+
+def summary(name: str, layout_pattern: str, m: dict[str, Any]) -> dict[str, Any]:
+    keys = ("params", "initial_loss", "final_loss", "accuracy", "mean_accuracy", "tokens_per_s",
+            "peak_memory_bytes", "peak_memory_kind", "train_s", "device", "world_size", "loss")
+    return {"name": name, "proxy": m["name"], "proxy_pattern": layout_pattern, **{k: m[k] for k in keys}}
+
+
+def print_table(ranked: list[dict[str, Any]], tasks: list[str], settings: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    table = Table(title=f"Proxy ranking ({settings})", title_justify="left")
+    for col in ("#", "layout", "proxy pattern", "params", "loss start -> end", *tasks, "tokens/s", "peak mem"):
+        table.add_column(col, justify="left" if col in ("layout", "proxy pattern") else "right")
+    for i, r in enumerate(ranked, start=1):
+        acc = [f"{r['accuracy'][t]:.1%}" for t in tasks]
+        table.add_row(str(i), r["name"], r["proxy_pattern"], f"{r['params'] / 1e6:.2f}M",
+                      f"{r['initial_loss']:.3f} -> {r['final_loss']:.3f}", *acc,
+                      f"{r['tokens_per_s']:,.0f}", f"{r['peak_memory_bytes'] / 2**20:,.0f} MiB")
+    Console(highlight=False).print(table)
+
+
+def write_report(path: str | Path, ranked: list[dict[str, Any]], tasks: list[str], settings: str) -> None:
+    """Loss curves and per-task accuracy bars in one self-contained HTML file (plotly.js embedded)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["training loss (answer positions)",
+                                                        "accuracy on answer positions"])
+    for r in ranked:
+        fig.add_trace(go.Scatter(x=list(range(1, len(r["loss"]) + 1)), y=r["loss"], name=r["name"],
+                                 legendgroup=r["name"], mode="lines"), row=1, col=1)
+        fig.add_trace(go.Bar(x=tasks, y=[r["accuracy"][t] for t in tasks], name=r["name"], legendgroup=r["name"],
+                             showlegend=False), row=1, col=2)
+    fig.update_xaxes(title_text="step", row=1, col=1)
+    fig.update_yaxes(type="log", title_text="cross-entropy", row=1, col=1)
+    fig.update_yaxes(range=[0, 1], tickformat=".0%", row=1, col=2)
+    fig.update_layout(title=f"Proxy training: {settings}", barmode="group", height=500)
+    atomic_write_text(path, fig.to_html(include_plotlyjs=True, full_html=True))
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.proxy_scale is not None and not 0 < args.proxy_scale <= 1:
+        raise UsageError(f"--proxy-scale must be in (0, 1], got {args.proxy_scale}")
+    with tempfile.TemporaryDirectory(prefix="designer-proxy-") as tmp:
+        root = Path(args.out) if args.out else Path(tmp)
+        jobs = prepare_jobs(args, root)
+        results = []
+        for name, job_dir, config in jobs:
+            metrics = run_job(job_dir, args.nproc, args.quiet)
+            pattern = json.loads((job_dir / "proxy_layout.json").read_text())["pattern"]
+            results.append(summary(name, pattern, metrics))
+    config = jobs[0][2]
+    tasks = list(config["tasks"])
+    settings = (f"{', '.join(tasks)}; {config['steps']} steps x {config['batch_size']} x {config['seq_len']} "
+                f"tokens, vocab {config['vocab_size']}, seed {config['seed']}, {results[0]['device']}")
+    ranked = rank(results)
+    report = args.report or None
+    if report:
+        write_report(report, ranked, tasks, settings)
+    if args.json:
+        emit_json({"settings": {k: config[k] for k in ("tasks", "steps", "batch_size", "seq_len", "vocab_size",
+                                                       "lr", "seed")},
+                   "nproc": args.nproc, "report": report, "out": args.out,
+                   "ranking": [{"rank": i, **r} for i, r in enumerate(ranked, start=1)]})
+        return 0
+    print_table(ranked, tasks, settings)
+    if report:
+        print(f"report: {report}")
+    if args.out:
+        print(f"proxy jobs and metrics: {args.out}/")
+    return 0
+
