@@ -31,8 +31,8 @@ LAYOUTS = ROOT / "bench" / "proxy_mqar_layouts.json"
 RESULTS = ROOT / "bench" / "results" / "proxy_ddp.json"
 
 # the MQAR job of bench/proxy_mqar.py, shorter: tokens/s settles within a few dozen steps
-SETTINGS = {"tasks": {"mqar": {"num_kv_pairs": 128}}, "vocab_size": 8192, "seq_len": 1024, "steps": 200,
-            "batch_size": 64, "lr": 3e-3, "warmup_steps": 20, "eval_batches": 1, "eval_batch_size": 64,
+SETTINGS = {"tasks": {"mqar": {"num_kv_pairs": 64, "min_kv_pairs": 4}}, "vocab_size": 512, "seq_len": 512,
+            "steps": 200, "batch_size": 64, "lr": 1e-3, "warmup_steps": 20, "eval_batches": 1, "eval_batch_size": 64,
             "seed": 0, "device": "auto", "deterministic": True, "timing_skip": 20}
 
 

@@ -1,4 +1,5 @@
-"""`designer export FILE|PRESET [-o DIR] [--force] [--allow-violations] [--rules ...] [--json]`.
+"""`designer export FILE|PRESET [-o DIR] [--force] [--allow-violations] [--rules ...] [--json]
+[--proxy-hidden N] [--proxy-layers N | --proxy-scale S] [--proxy-task T] [--proxy-steps N] [--proxy-seq-len N]`.
 
 Exit codes: 0 written, 1 refused because of rule errors, 2 bad input (unknown layout, target exists, ...).
 """
@@ -7,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from designer.cliutil import EXIT_OK, EXIT_VIOLATIONS, UsageError, emit_json, load_or_fail
+from designer.cliutil import EXIT_OK, EXIT_VIOLATIONS, UsageError, emit_json, load_or_fail, positive_int
 
 
 def build_parser(parser: argparse.ArgumentParser) -> None:
@@ -19,6 +20,28 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rules", action="append", default=None, metavar="SET",
                         help="rule sets / ids to check (default: the layout's own `rules:`)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
+    proxy = parser.add_argument_group("proxy-training job (train_proxy.py, proxy.yaml; docs/proxy.md)")
+    proxy.add_argument("--proxy-hidden", type=positive_int, metavar="N", help="proxy hidden size (default 256)")
+    proxy.add_argument("--proxy-layers", type=positive_int, metavar="N", help="about this many proxy layers (default 12)")
+    proxy.add_argument("--proxy-scale", type=float, metavar="S",
+                       help="instead of the two above: keep about a fraction S of the parameters")
+    proxy.add_argument("--proxy-task", metavar="T[,T]", help="synthetic tasks (default mqar)")
+    proxy.add_argument("--proxy-steps", type=positive_int, metavar="N", help="optimizer steps (default 300)")
+    proxy.add_argument("--proxy-seq-len", type=positive_int, metavar="N", help="tokens per sequence (default 128)")
+
+
+def proxy_options(args: argparse.Namespace) -> dict:
+    """The export's proxy options; None values keep the trainer's defaults."""
+    if args.proxy_scale is not None and not 0 < args.proxy_scale <= 1:
+        raise UsageError(f"--proxy-scale must be in (0, 1], got {args.proxy_scale}")
+    tasks = None
+    if args.proxy_task:
+        tasks = {t.strip(): {} for t in args.proxy_task.split(",") if t.strip()}
+        if not tasks:
+            raise UsageError("--proxy-task: give at least one task name")
+    options = {"hidden": args.proxy_hidden, "layers": args.proxy_layers, "scale": args.proxy_scale,
+               "tasks": tasks, "steps": args.proxy_steps, "seq_len": args.proxy_seq_len}
+    return {k: v for k, v in options.items() if v is not None}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     rules = [s.strip() for v in args.rules for s in v.split(",") if s.strip()] if args.rules else None
     try:
         result = export_layout(layout, args.output, force=args.force, allow_violations=args.allow_violations,
-                               rule_sets=rules)
+                               rule_sets=rules, proxy_options=proxy_options(args))
     except ExportRefused as e:
         if args.json:
             emit_json({"layout": layout.name, "ok": False, "error": str(e), "violations": e.violations})
