@@ -55,30 +55,31 @@ def count_params(layout: dict) -> int:
     return model.build_model(args=model.ModelArgs.from_dict(layout), device="meta").num_params()
 
 
-def write_layouts() -> None:
-    """Regenerate the committed proxy layouts (needs designer and its dependencies)."""
+def write_layouts(path: Path = LAYOUTS, hidden: int = HIDDEN, hybrid_layers: int = HYBRID_LAYERS,
+                  vocab: int = VOCAB, seq_len: int = SETTINGS["seq_len"]) -> None:
+    """Regenerate the proxy layouts (needs designer and its dependencies)."""
     sys.path.insert(0, str(ROOT))
     from designer.export.proxy import proxy_layout
     from designer.layout import layout_to_dict, load_layout
 
-    seq_len = SETTINGS["seq_len"]
-    hybrid = layout_to_dict(proxy_layout(load_layout(CANDIDATES["hybrid"]), hidden=HIDDEN, layers=HYBRID_LAYERS,
-                                         vocab_size=VOCAB, seq_len=seq_len), full=True)
+    hybrid = layout_to_dict(proxy_layout(load_layout(CANDIDATES["hybrid"]), hidden=hidden, layers=hybrid_layers,
+                                         vocab_size=vocab, seq_len=seq_len), full=True)
     for d in (hybrid,):
         d["mamba"]["chunk_size"] = min(d["mamba"]["chunk_size"], CHUNK)
     target = count_params(hybrid)
     layouts = {"hybrid": hybrid}
     for role in ("ssm", "transformer"):
         base = load_layout(CANDIDATES[role])
-        options = [layout_to_dict(proxy_layout(base, hidden=HIDDEN, layers=n, vocab_size=VOCAB, seq_len=seq_len),
+        options = [layout_to_dict(proxy_layout(base, hidden=hidden, layers=n, vocab_size=vocab, seq_len=seq_len),
                                   full=True) for n in range(1, 61)]
         for d in options:
             if d.get("mamba"):
                 d["mamba"]["chunk_size"] = min(d["mamba"]["chunk_size"], CHUNK)
         layouts[role] = min(options, key=lambda d: abs(count_params(d) - target))
     out = {"about": "proxy layouts for bench/proxy_mqar.py; regenerate with --write-layouts",
+           "hidden": hidden, "hybrid_layers": hybrid_layers, "vocab_size": vocab, "seq_len": seq_len,
            "params": {role: count_params(d) for role, d in layouts.items()}, "layouts": layouts}
-    LAYOUTS.write_text(json.dumps(out, indent=1) + "\n")
+    Path(path).write_text(json.dumps(out, indent=1) + "\n")
     for role, d in layouts.items():
         print(f"{role:12s} {d['name']:24s} {out['params'][role]:>11,} params  {d['pattern']}")
 
@@ -86,12 +87,15 @@ def write_layouts() -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--write-layouts", action="store_true", help="rebuild the proxy layouts (needs designer)")
+    ap.add_argument("--layouts", default=str(LAYOUTS), help="proxy layouts JSON (default: the committed one)")
+    ap.add_argument("--hidden", type=int, default=HIDDEN, help="with --write-layouts: proxy hidden size")
+    ap.add_argument("--hybrid-layers", type=int, default=HYBRID_LAYERS, help="with --write-layouts: hybrid depth")
     ap.add_argument("--only", help="comma-separated roles: hybrid, ssm, transformer")
     ap.add_argument("--steps", type=int)
     ap.add_argument("--seq-len", type=int)
     ap.add_argument("--num-kv-pairs", type=int)
     ap.add_argument("--min-kv-pairs", type=int, help="MQAR training curriculum floor (0 = none)")
-    ap.add_argument("--vocab", type=int, help=f"task vocabulary (<= the layouts' {VOCAB})")
+    ap.add_argument("--vocab", type=int, help=f"task vocabulary (<= the layouts' vocab_size; {VOCAB})")
     ap.add_argument("--batch-size", type=int)
     ap.add_argument("--lr", type=float)
     ap.add_argument("--device")
@@ -100,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     if args.write_layouts:
-        write_layouts()
+        write_layouts(Path(args.layouts), args.hidden, args.hybrid_layers, args.vocab or VOCAB,
+                      args.seq_len or SETTINGS["seq_len"])
         return 0
 
     trainer = load_trainer()
@@ -113,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     for key in ("num_kv_pairs", "min_kv_pairs"):
         if getattr(args, key) is not None:
             settings["tasks"]["mqar"][key] = getattr(args, key)
-    layouts = json.loads(LAYOUTS.read_text())["layouts"]
+    layouts = json.loads(Path(args.layouts).read_text())["layouts"]
     roles = args.only.split(",") if args.only else list(layouts)
     runs, t0 = [], time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="proxy-mqar-") as tmp:

@@ -7,10 +7,11 @@ order and the same mix of layer kinds (the attention share above all), with narr
     write_proxy_files(layout, out_dir, steps=500)    # train_proxy.py + proxy_tasks.py + proxy.yaml + proxy_layout.json
 
 How a layout is shrunk:
-- depth: the pattern is cut into units, one per mixer (`M` or `*`) with the FFN symbols (`-`, `E`) that follow
-  it. The proxy keeps a number of units of each mixer kind proportional to the original (at least one of each
-  kind), chosen evenly spaced within the kind and left in their original order. `M-M-M-M*-...` (Nemotron-H 8B,
-  52 layers) at 12 layers becomes `M-M-M-*-M-M-` - one attention layer in twelve, as in the original.
+- depth: the pattern is cut into units after every FFN symbol (`-`, `E`), so each unit is one of the layout's
+  motifs (Nemotron-H's `M-` and `M*-`, a Transformer's `*-`). The proxy keeps a number of units of each motif
+  proportional to the original (at least one of each), evenly spaced within the motif and in their original
+  order. `M-M-M-M*-...` (Nemotron-H 8B, 52 layers: 22 `M-`, 4 `M*-`) at 12 layers becomes `M-M-M-M*-M-M-`
+  (13 layers, whole motifs): the Mamba layer that feeds each attention layer stays with it.
 - width: hidden goes to the requested size and every other width (attention q/kv width, Mamba d_inner,
   MLP and expert sizes) by the same ratio. Head counts are rounded so that they divide: head_dim halves
   until there are at least 4 heads, the query/kv head ratio and the Mamba heads-per-group ratio are kept.
@@ -29,7 +30,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from designer.layout import (ATTENTION, MAMBA, Constraints, Layout, LayoutError, ParallelConfig,
+from designer.layout import (Constraints, Layout, LayoutError, ParallelConfig,
                              layout_to_dict)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -38,7 +39,6 @@ PROXY_LAYOUT_FILE = "proxy_layout.json"
 DEFAULT_HIDDEN = 256
 DEFAULT_LAYERS = 12
 DEFAULT_VOCAB = 256
-MIXERS = (MAMBA, ATTENTION)
 MAX_PROXY_EXPERTS = 8
 
 
@@ -46,18 +46,22 @@ MAX_PROXY_EXPERTS = 8
 # Depth
 
 
+FFNS = ("-", "E")
+
+
 def pattern_units(pattern: str) -> list[str]:
-    """The pattern cut before every mixer: `M-M*-` -> ['M-', 'M', '*-']. A pattern without mixers is cut
-    into single symbols."""
-    if not any(s in pattern for s in MIXERS):
+    """The pattern cut after every FFN (`-` or `E`): `M-M*-E` -> ['M-', 'M*-', 'E']. Each unit is a motif of
+    the layout (Nemotron-H's `M-` and `M*-`, a Transformer's `*-`); a pattern without FFNs is cut into single
+    symbols, and symbols after the last FFN form one last unit."""
+    if not any(s in pattern for s in FFNS):
         return list(pattern)
-    units: list[str] = []
+    units, current = [], ""
     for ch in pattern:
-        if ch in MIXERS or not units:
-            units.append(ch)
-        else:
-            units[-1] += ch
-    return units
+        current += ch
+        if ch in FFNS:
+            units.append(current)
+            current = ""
+    return units + ([current] if current else [])
 
 
 def evenly_spaced(n: int, k: int) -> list[int]:
@@ -66,15 +70,16 @@ def evenly_spaced(n: int, k: int) -> list[int]:
 
 
 def shrink_pattern(pattern: str, layers: int) -> str:
-    """About `layers` symbols of `pattern`: whole units, the same share of each mixer kind, order kept."""
+    """About `layers` symbols of `pattern`: whole units (motifs), the same share of each motif (at least one
+    of each), evenly spaced and in their original order."""
     if layers >= len(pattern):
         return pattern
     units = pattern_units(pattern)
     kinds: dict[str, list[int]] = {}
     for i, unit in enumerate(units):
-        kinds.setdefault(unit[0], []).append(i)
+        kinds.setdefault(unit, []).append(i)
     target = max(len(kinds), round(layers * len(units) / len(pattern)))
-    # largest-remainder apportionment of `target` units over the kinds, at least one each
+    # largest-remainder apportionment of `target` units over the motifs, at least one each
     quotas = {k: target * len(v) / len(units) for k, v in kinds.items()}
     counts = {k: max(1, int(q)) for k, q in quotas.items()}
     for k in sorted(kinds, key=lambda k: quotas[k] - int(quotas[k]), reverse=True):
