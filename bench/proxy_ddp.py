@@ -106,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"{row['loss_max_abs_diff_vs_1']:.2e} (relative {row['loss_max_rel_diff_vs_1']:.2e})")
         result["runs"].append(row)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    tmp_out = Path(args.out).with_suffix(".tmp")
+    tmp_out.write_text(json.dumps(result, indent=1) + "\n")
+    tmp_out.replace(args.out)
     print(f"wrote {args.out}")
     return 0
 

@@ -21,7 +21,19 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
 
 
 def emit_json(obj: Any) -> None:
-    print(json.dumps(obj, indent=2, default=_json_default))
+    """One JSON document on stdout; NaN and infinities (a diverged run, say) become null: strict JSON."""
+    print(json.dumps(_finite(obj), indent=2, default=_json_default, allow_nan=False))
+
+
+def _finite(obj: Any) -> Any:
+    import math
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def _json_default(obj: Any) -> Any:

@@ -261,7 +261,7 @@ def test_selective_copy_answers_are_the_scattered_tokens_in_order():
     x, y = batch("selective_copy", num_tokens=16)
     region = L - 16
     for row_x, row_y in zip(x.tolist(), y.tolist()):
-        data = [t for t in row_x[:region] if t != tasks.PAD]
+        data = [t for t in row_x[:region] if t != 0]
         assert len(data) == 16 and row_x[region] == 1
         assert row_y[region:] == data and set(row_y[:region]) == {IGNORE}
 
@@ -417,10 +417,47 @@ def test_same_seed_gives_the_same_loss_curve(tmp_path, one_thread):
     ({"dtype": "fp16"}, "dtype must be bf16 or fp32"),
     ({"tasks": {}}, "tasks must map task names to parameters"),
     ({"tasks": {"mqar": 3}}, "tasks must map each task name to a mapping"),
+    ({"device": 5}, "device must be a string, got 5"),
+    ({"eval_batches": 0}, "eval_batches must be >= 1"),
+    ({"min_lr_ratio": 5}, "min_lr_ratio must be in"),
 ])
 def test_bad_config_values_are_config_errors(data, fragment):
     with pytest.raises(trainer.ConfigError, match=fragment):
         trainer.config_from_dict(data)
+
+
+def test_a_short_run_still_reaches_the_peak_learning_rate_and_decays():
+    cfg = trainer.config_from_dict({"lr": 1e-2, "warmup_steps": 30, "steps": 20, "min_lr_ratio": 0.1})
+    lrs = [trainer.lr_at(i, cfg) for i in range(cfg.steps)]
+    assert trainer.warmup_steps(cfg) == 2 and lrs[1] == pytest.approx(1e-2)   # warm-up: a tenth of the run
+    assert lrs[-1] == pytest.approx(1e-3) and max(lrs) == pytest.approx(1e-2)
+
+
+def test_train_proxy_main_reports_an_unreadable_config_in_one_line(tmp_path, capsys):
+    assert trainer.main(["--config", str(tmp_path)]) == 2          # a directory, not a file
+    err = capsys.readouterr().err
+    assert err.startswith("train_proxy.py: error:") and "cannot read it" in err and len(err.splitlines()) == 1
+
+
+def test_write_proxy_files_cuts_the_mamba_chunk_to_the_job_sequence_length(tmp_path):
+    config = write_proxy_files(load_layout("mamba2-2.7b"), tmp_path, steps=1)   # chunk 256, default seq_len 128
+    proxy = json.loads((tmp_path / "proxy_layout.json").read_text())
+    assert config["seq_len"] == 128 and proxy["mamba"]["chunk_size"] == 128
+    assert proxy["max_position_embeddings"] == 128
+
+
+def test_ranking_puts_a_diverged_run_last():
+    from designer.export.proxy_cli import rank
+    runs = [{"name": "nan", "mean_accuracy": 0.5, "final_loss": math.nan},
+            {"name": "ok", "mean_accuracy": 0.5, "final_loss": 2.0},
+            {"name": "best", "mean_accuracy": 0.9, "final_loss": 3.0}]
+    assert [r["name"] for r in rank(runs)] == ["best", "ok", "nan"]
+
+
+def test_json_output_writes_nan_as_null(capsys):
+    from designer.cliutil import emit_json
+    emit_json({"final_loss": math.nan, "loss": [1.0, math.inf]})
+    assert json.loads(capsys.readouterr().out) == {"final_loss": None, "loss": [1.0, None]}
 
 
 def test_train_proxy_main_reports_a_missing_config_in_one_line(tmp_path, capsys):
@@ -466,6 +503,8 @@ def test_proxy_cli_ranks_the_layouts_in_one_json_document(run_cli, tmp_path, mon
      "noise_prob must be a number in [0, 1)"),
     (["--proxy-scale", "2"], "--proxy-scale must be in (0, 1], got 2.0"),
     (["--batch-size", "3", "--nproc", "2"], "--batch-size 3 must be divisible by --nproc 2"),
+    (["--nproc", "3"], "--batch-size 32 must be divisible by --nproc 3"),     # the default global batch
+    (["--proxy-scale", "0.01", "--proxy-hidden", "64"], "give it, or --proxy-hidden/--proxy-layers, not both"),
 ])
 def test_proxy_cli_bad_input_exits_2_with_a_clear_message(run_cli, args, fragment):
     r = run_cli("proxy", "nemotron-h-8b", "--steps", "1", "--device", "cpu", "--report", "", *args)

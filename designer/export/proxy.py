@@ -10,7 +10,7 @@ How a layout is shrunk:
 - depth: the pattern is cut into units after every FFN symbol (`-`, `E`), so each unit is one of the layout's
   motifs (Nemotron-H's `M-` and `M*-`, a Transformer's `*-`). The proxy keeps a number of units of each motif
   proportional to the original (at least one of each), evenly spaced within the motif and in their original
-  order. `M-M-M-M*-...` (Nemotron-H 8B, 52 layers: 22 `M-`, 4 `M*-`) at 12 layers becomes `M-M-M-M*-M-M-`
+  order. `M-M-M-M*-...` (Nemotron-H 8B, 52 layers: 20 `M-`, 4 `M*-`) at 12 layers becomes `M-M-M-M*-M-M-`
   (13 layers, whole motifs): the Mamba layer that feeds each attention layer stays with it.
 - width: hidden goes to the requested size and every other width (attention q/kv width, Mamba d_inner,
   MLP and expert sizes) by the same ratio. Head counts are rounded so that they divide: head_dim halves
@@ -26,11 +26,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import shutil
 from pathlib import Path
 from typing import Any
 
-from designer.layout import (Constraints, Layout, LayoutError, ParallelConfig,
+from designer.layout import (Constraints, Layout, LayoutError, ParallelConfig, atomic_write_text,
                              layout_to_dict)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -120,9 +119,7 @@ def shrink_widths(layout: Layout, hidden: int, seq_len: int | None = None) -> di
         head_dim = _head_dim(a.head_dim, int(width))
         heads = max(1, round(width / head_dim))
         kv = _divisor_near(heads, heads * a.num_kv_heads / a.num_heads)
-        window = a.sliding_window
-        out["attention"] = dataclasses.replace(a, num_heads=heads, num_kv_heads=kv, head_dim=head_dim,
-                                               sliding_window=window)
+        out["attention"] = dataclasses.replace(a, num_heads=heads, num_kv_heads=kv, head_dim=head_dim)
     if (m := layout.mamba) is not None:
         if seq_len:
             m = dataclasses.replace(m, chunk_size=min(m.chunk_size, seq_len))
@@ -226,12 +223,13 @@ def write_proxy_files(layout: Layout, out_dir: str | Path, *, hidden: int | None
     """
     out = Path(out_dir)
     vocab = options.get("vocab_size") or DEFAULT_VOCAB
+    config = proxy_config(f"{layout.name}-proxy"[:100], **{**options, "vocab_size": vocab})
+    # the job's sequence length (the trainer's default when not given) cuts the Mamba chunk and the positions
     proxy = proxy_layout(layout, hidden=hidden, layers=layers, scale=scale, vocab_size=vocab,
-                         seq_len=options.get("seq_len"))
-    config = proxy_config(proxy.name, **{**options, "vocab_size": vocab})
+                         seq_len=config["seq_len"])
     out.mkdir(parents=True, exist_ok=True)
     for f in PROXY_FILES + (("model.py",) if copy_model else ()):
-        shutil.copyfile(TEMPLATES / f, out / f)
-    (out / PROXY_LAYOUT_FILE).write_text(json.dumps(layout_to_dict(proxy, full=True), indent=1) + "\n")
-    (out / "proxy.yaml").write_text(json.dumps(config, indent=1) + "\n")
+        atomic_write_text(out / f, (TEMPLATES / f).read_text())
+    atomic_write_text(out / PROXY_LAYOUT_FILE, json.dumps(layout_to_dict(proxy, full=True), indent=1) + "\n")
+    atomic_write_text(out / "proxy.yaml", json.dumps(config, indent=1) + "\n")
     return config

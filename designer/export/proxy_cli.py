@@ -76,8 +76,6 @@ def prepare_jobs(args: argparse.Namespace, root: Path) -> list[tuple[str, Path, 
     options = {"tasks": parse_tasks(args.task, args.task_param), "steps": args.steps,
                "batch_size": args.batch_size, "lr": args.lr, "seq_len": args.seq_len, "vocab_size": args.vocab,
                "seed": args.seed, "device": args.device}
-    if args.batch_size and args.batch_size % args.nproc:
-        raise UsageError(f"--batch-size {args.batch_size} must be divisible by --nproc {args.nproc}")
     jobs, seen = [], set()
     for ref in args.layouts:
         layout = load_or_fail(ref)
@@ -88,6 +86,10 @@ def prepare_jobs(args: argparse.Namespace, root: Path) -> list[tuple[str, Path, 
         job_dir = root / name
         config = write_proxy_files(layout, job_dir, hidden=args.proxy_hidden, layers=args.proxy_layers,
                                    scale=args.proxy_scale, copy_model=True, **options)
+        for key, flag in (("batch_size", "--batch-size"), ("eval_batch_size", "eval_batch_size")):
+            if config[key] % args.nproc:
+                raise UsageError(f"{flag} {config[key]} must be divisible by --nproc {args.nproc} "
+                                 "(each process takes an equal slice of the global batch)")
         jobs.append((name, job_dir, config))
     return jobs
 
@@ -106,14 +108,21 @@ def run_job(job_dir: Path, nproc: int, quiet: bool) -> dict[str, Any]:
            "train_proxy.py"] + (["--quiet"] if quiet else [])
     done = subprocess.run(cmd, cwd=job_dir, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
     if done.returncode != 0:
-        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+        lines = done.stderr.strip().splitlines()
+        ours = [line for line in lines if "train_proxy.py: error:" in line]   # the trainer's own message
+        tail = "\n".join(dict.fromkeys(ours) if ours else lines[-5:])
         raise UsageError(f"{' '.join(cmd)} in {job_dir} failed (exit {done.returncode}):\n{tail}")
     return json.loads((job_dir / "metrics.json").read_text())
 
 
 def rank(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Best first: higher mean accuracy, then lower final loss."""
-    return sorted(results, key=lambda r: (-r["mean_accuracy"], r["final_loss"]))
+    """Best first: higher mean accuracy, then lower final loss; a diverged run (NaN loss) goes last."""
+    import math
+
+    def key(r: dict[str, Any]) -> tuple[float, float]:
+        acc, loss = r["mean_accuracy"], r["final_loss"]
+        return (-acc if math.isfinite(acc) else math.inf, loss if math.isfinite(loss) else math.inf)
+    return sorted(results, key=key)
 
 
 def summary(name: str, layout_pattern: str, m: dict[str, Any]) -> dict[str, Any]:
@@ -157,11 +166,13 @@ def write_report(path: str | Path, ranked: list[dict[str, Any]], tasks: list[str
 def run(args: argparse.Namespace) -> int:
     if args.proxy_scale is not None and not 0 < args.proxy_scale <= 1:
         raise UsageError(f"--proxy-scale must be in (0, 1], got {args.proxy_scale}")
+    if args.proxy_scale is not None and (args.proxy_hidden or args.proxy_layers):
+        raise UsageError("--proxy-scale sizes the proxy by itself: give it, or --proxy-hidden/--proxy-layers, not both")
     with tempfile.TemporaryDirectory(prefix="designer-proxy-") as tmp:
         root = Path(args.out) if args.out else Path(tmp)
         jobs = prepare_jobs(args, root)
         results = []
-        for name, job_dir, config in jobs:
+        for name, job_dir, _config in jobs:
             metrics = run_job(job_dir, args.nproc, args.quiet)
             pattern = json.loads((job_dir / "proxy_layout.json").read_text())["pattern"]
             results.append(summary(name, pattern, metrics))

@@ -17,6 +17,8 @@ _FILE_DESCRIPTIONS = {
     "megatron.sh": "Megatron-LM pretraining command for the same architecture (pattern, sizes, FP8 flags, TP/PP)",
     "train_proxy.py": "a short proxy-training job on synthetic tasks",
     "proxy.yaml": "the proxy job's settings",
+    "proxy_tasks.py": "the synthetic tasks of the proxy job (generated from a seed)",
+    "proxy_layout.json": "the proxy layout: this layout's motifs, narrower and shallower",
     "README.md": "this file",
 }
 

@@ -12,7 +12,7 @@ The suites used to compare sequence mixers (SSM vs attention):
 
 Every generator returns (inputs, targets), two int64 tensors [batch, seq_len] on the CPU; targets hold the
 next token at the answer positions and IGNORE (-100) everywhere else, so loss and accuracy are measured on
-the answers only. Token 0 is padding. Every random number comes from the torch.Generator passed in, so a
+the answers only. Token 0 is a blank (selective_copy's filler, the unused tail of a sequence). Every random number comes from the torch.Generator passed in, so a
 batch is a function of the seed and of how many batches were drawn before it.
 
 Only torch is needed: this file is copied beside train_proxy.py into an export directory.
@@ -22,7 +22,6 @@ from __future__ import annotations
 import torch
 
 IGNORE = -100
-PAD = 0
 
 # name -> default parameters (besides vocab_size and seq_len, which all tasks share)
 TASKS: dict[str, dict] = {

@@ -96,6 +96,8 @@ def load_config(path: str | os.PathLike, **overrides) -> ProxyConfig:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file (write it with `designer export` or `designer proxy`)") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read it: {e}") from None
     except json.JSONDecodeError as e:
         raise ConfigError(f"{path}: not JSON (proxy.yaml is written as JSON): {e}") from None
     if not isinstance(data, dict):
@@ -123,9 +125,14 @@ def config_from_dict(data: dict, source: str = "proxy config") -> ProxyConfig:
         if isinstance(default, float) and (isinstance(value, bool) or not isinstance(value, (int, float))
                                            or not math.isfinite(value) or value < 0):
             raise ConfigError(f"{source}: {key} must be a number >= 0, got {value!r}")
-    for key in ("steps", "batch_size", "vocab_size", "seq_len", "eval_batch_size"):
+        if isinstance(default, str) and not isinstance(value, str):
+            raise ConfigError(f"{source}: {key} must be a string, got {value!r}")
+    for key in ("steps", "batch_size", "vocab_size", "seq_len", "eval_batches", "eval_batch_size"):
         if getattr(cfg, key) < 1:
             raise ConfigError(f"{source}: {key} must be >= 1, got {getattr(cfg, key)}")
+    if cfg.min_lr_ratio > 1:
+        raise ConfigError(f"{source}: min_lr_ratio must be in [0, 1] (the cosine decays to lr * min_lr_ratio), "
+                          f"got {cfg.min_lr_ratio}")
     if cfg.dtype not in ("bf16", "fp32"):
         raise ConfigError(f"{source}: dtype must be bf16 or fp32, got {cfg.dtype!r}")
     if isinstance(cfg.tasks, (list, tuple)):
@@ -169,12 +176,18 @@ def rank_slice(t: torch.Tensor, rank: int, world: int) -> torch.Tensor:
 # Optimisation
 
 
+def warmup_steps(cfg: ProxyConfig) -> int:
+    """warmup_steps, but at most a tenth of the run: a short run still reaches the peak and decays."""
+    return min(cfg.warmup_steps, cfg.steps // 10)
+
+
 def lr_at(step: int, cfg: ProxyConfig) -> float:
-    """Linear warmup over warmup_steps, then cosine from lr down to lr * min_lr_ratio at the last step."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    span = max(1, cfg.steps - 1 - cfg.warmup_steps)
-    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    """Linear warmup (warmup_steps above), then cosine from lr down to lr * min_lr_ratio at the last step."""
+    warmup = warmup_steps(cfg)
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
+    span = max(1, cfg.steps - 1 - warmup)
+    progress = min(1.0, (step - warmup) / span)
     min_lr = cfg.lr * cfg.min_lr_ratio
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - min_lr)
 
@@ -329,6 +342,7 @@ def _train(cfg, root, model, quiet, device, rank, world) -> dict:
     losses: list[torch.Tensor] = []
     history = []
     bar = Progress(cfg.steps, cfg.name, enabled=not quiet and rank == 0)
+    eval_s = 0.0
     t_start = t_timed = time.perf_counter()
     for step in range(cfg.steps):
         if step == skip:
@@ -357,15 +371,18 @@ def _train(cfg, root, model, quiet, device, rank, world) -> dict:
             dist.all_reduce(logged)
         losses.append(logged)
         if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
+            t_eval = time.perf_counter()
             history.append({"step": step + 1, **{k: v["accuracy"] for k, v in
                                                  evaluate(model, cfg, device, rank, world, autocast).items()}})
+            if step >= skip:   # evaluation is not training: keep it out of tokens/s
+                eval_s += time.perf_counter() - t_eval
         bar.update(step + 1, lambda: f"loss {losses[-1].item():.4f} lr {lr:.2e}")
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     t_end = time.perf_counter()
     bar.close()
     timed_steps = cfg.steps - skip
-    tokens_per_s = timed_steps * cfg.batch_size * cfg.seq_len / max(t_end - t_timed, 1e-9)
+    tokens_per_s = timed_steps * cfg.batch_size * cfg.seq_len / max(t_end - t_timed - eval_s, 1e-9)
 
     results = evaluate(model, cfg, device, rank, world, autocast)
     history.append({"step": cfg.steps, **{k: v["accuracy"] for k, v in results.items()}})
