@@ -25,15 +25,14 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-TEMPLATES = ROOT / "designer" / "export" / "templates"
-LAYOUTS = ROOT / "bench" / "proxy_mqar_layouts.json"
+from proxy_mqar import LAYOUTS, ROOT, TEMPLATES, write_json
+from proxy_mqar import SETTINGS as MQAR_SETTINGS
+
 RESULTS = ROOT / "bench" / "results" / "proxy_ddp.json"
 
 # the MQAR job of bench/proxy_mqar.py, shorter: tokens/s settles within a few dozen steps
-SETTINGS = {"tasks": {"mqar": {"num_kv_pairs": 64, "min_kv_pairs": 4}}, "vocab_size": 512, "seq_len": 512,
-            "steps": 200, "batch_size": 64, "lr": 1e-3, "warmup_steps": 20, "eval_batches": 1, "eval_batch_size": 64,
-            "seed": 0, "device": "auto", "deterministic": True, "timing_skip": 20}
+SETTINGS = {**MQAR_SETTINGS, "steps": 200, "warmup_steps": 20, "eval_batches": 1, "eval_every": 0,
+            "device": "auto", "timing_skip": 20}
 
 
 def write_job(job: Path, settings: dict, role: str) -> None:
@@ -105,10 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"nproc {n}: scaling efficiency {row['scaling_efficiency']:.1%}, loss curve max |diff| "
                   f"{row['loss_max_abs_diff_vs_1']:.2e} (relative {row['loss_max_rel_diff_vs_1']:.2e})")
         result["runs"].append(row)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = Path(args.out).with_suffix(".tmp")
-    tmp_out.write_text(json.dumps(result, indent=1) + "\n")
-    tmp_out.replace(args.out)
+    write_json(args.out, result)
     print(f"wrote {args.out}")
     return 0
 

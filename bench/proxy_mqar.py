@@ -50,6 +50,15 @@ def load_trainer():
     return module
 
 
+def write_json(path: str | Path, obj: dict) -> None:
+    """Write to a temporary file beside `path`, then rename: a cut-off run never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=1) + "\n")
+    tmp.replace(path)
+
+
 def count_params(layout: dict) -> int:
     model = load_trainer().load_module(TEMPLATES / "model.py")
     return model.build_model(args=model.ModelArgs.from_dict(layout), device="meta").num_params()
@@ -142,10 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             result = {"bench": "proxy_mqar", "command": "python " + " ".join(["bench/proxy_mqar.py", *sys.argv[1:]]),
                       "device_name": m["device_name"], "torch": m["torch"], "settings": settings,
                       "wall_s": time.perf_counter() - t0, "runs": runs}
-            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-            tmp_out = Path(args.out).with_suffix(".tmp")
-            tmp_out.write_text(json.dumps(result, indent=1) + "\n")
-            tmp_out.replace(args.out)
+            write_json(args.out, result)
     print(f"wrote {args.out} ({result['wall_s']:.0f} s)")
     return 0
 

@@ -32,10 +32,9 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
 
 def proxy_options(args: argparse.Namespace) -> dict:
     """The export's proxy options; None values keep the trainer's defaults."""
-    if args.proxy_scale is not None and not 0 < args.proxy_scale <= 1:
-        raise UsageError(f"--proxy-scale must be in (0, 1], got {args.proxy_scale}")
-    if args.proxy_scale is not None and (args.proxy_hidden or args.proxy_layers):
-        raise UsageError("--proxy-scale sizes the proxy by itself: give it, or --proxy-hidden/--proxy-layers, not both")
+    from designer.export.proxy import size_flags_error
+    if error := size_flags_error(args.proxy_hidden, args.proxy_layers, args.proxy_scale):
+        raise UsageError(error)
     tasks = None
     if args.proxy_task:
         tasks = {t.strip(): {} for t in args.proxy_task.split(",") if t.strip()}

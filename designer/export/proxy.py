@@ -166,6 +166,15 @@ def proxy_sizes(layout: Layout, *, hidden: int | None = None, layers: int | None
     return min(hidden, layout.hidden_size), min(layers, layout.num_layers)
 
 
+def size_flags_error(hidden: int | None, layers: int | None, scale: float | None) -> str | None:
+    """What is wrong with the CLI flags --proxy-hidden/--proxy-layers/--proxy-scale, or None."""
+    if scale is not None and not 0 < scale <= 1:
+        return f"--proxy-scale must be in (0, 1], got {scale}"
+    if scale is not None and (hidden or layers):
+        return "--proxy-scale sizes the proxy by itself: give it, or --proxy-hidden/--proxy-layers, not both"
+    return None
+
+
 def proxy_layout(layout: Layout, *, hidden: int | None = None, layers: int | None = None,
                  scale: float | None = None, vocab_size: int = DEFAULT_VOCAB,
                  seq_len: int | None = None) -> Layout:

@@ -164,10 +164,9 @@ def write_report(path: str | Path, ranked: list[dict[str, Any]], tasks: list[str
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.proxy_scale is not None and not 0 < args.proxy_scale <= 1:
-        raise UsageError(f"--proxy-scale must be in (0, 1], got {args.proxy_scale}")
-    if args.proxy_scale is not None and (args.proxy_hidden or args.proxy_layers):
-        raise UsageError("--proxy-scale sizes the proxy by itself: give it, or --proxy-hidden/--proxy-layers, not both")
+    from designer.export.proxy import size_flags_error
+    if error := size_flags_error(args.proxy_hidden, args.proxy_layers, args.proxy_scale):
+        raise UsageError(error)
     with tempfile.TemporaryDirectory(prefix="designer-proxy-") as tmp:
         root = Path(args.out) if args.out else Path(tmp)
         jobs = prepare_jobs(args, root)
