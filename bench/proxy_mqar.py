@@ -6,7 +6,7 @@ parameter count, trained on multi-query associative recall at a context where re
 
 The three proxy layouts are committed in bench/proxy_mqar_layouts.json so that the run itself needs nothing
 but torch: designer/export/templates/{model,train_proxy,proxy_tasks}.py. They come from
-designer.export.proxy.proxy_layout: nemotron-h-8b at hidden 256 and 12 layers, then mamba2-2.7b and
+designer.measure.proxy.proxy_layout: nemotron-h-8b at hidden 256 and 12 layers, then mamba2-2.7b and
 llama-3.1-8b at the same hidden size with the number of layers whose total parameter count is closest.
 bench/proxy_mqar.md says what was run and what came out.
 """
@@ -68,7 +68,7 @@ def write_layouts(path: Path = LAYOUTS, hidden: int = HIDDEN, hybrid_layers: int
                   vocab: int = VOCAB, seq_len: int = SETTINGS["seq_len"]) -> None:
     """Regenerate the proxy layouts (needs designer and its dependencies)."""
     sys.path.insert(0, str(ROOT))
-    from designer.export.proxy import proxy_layout
+    from designer.measure.proxy import proxy_layout
     from designer.layout import layout_to_dict, load_layout
 
     hybrid = layout_to_dict(proxy_layout(load_layout(CANDIDATES["hybrid"]), hidden=hidden, layers=hybrid_layers,

@@ -1,25 +1,78 @@
-"""The `designer` command. Each subcommand lives in its own module (imported only when used, so that
-`designer validate` never imports torch); the module exposes `build_parser(parser)` and `run(args) -> int`.
+"""The `designer` command. Each subcommand is a module of designer/commands/ with `build_parser(parser)` and
+`run(args) -> int`; the table below imports it only when it is used (so `designer validate` never imports
+torch). A new command is one line in COMMANDS.
 """
 from __future__ import annotations
 
-import importlib
 import sys
+from types import ModuleType
+from typing import Callable
 
 from designer.cliutil import ArgumentParser, LayoutError, UsageError, fail
 
-# name -> (module, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "validate": ("designer.commands.validate", "check a layout against its rule sets"),
-    "fix": ("designer.commands.fix", "apply the minimal fixes and write a new layout"),
-    "show": ("designer.commands.show", "draw a layout's pattern with colours and counts"),
-    "presets": ("designer.commands.presets", "list the published presets"),
-    "import": ("designer.commands.import_hf", "read a Hugging Face config.json into a layout YAML"),
-    "profile": ("designer.profile.cli", "parameters, FLOPs, memory, latency and throughput of a layout"),
-    "compare": ("designer.profile.compare_cli", "several layouts side by side (table, JSON, HTML report)"),
-    "export": ("designer.export.cli", "write a runnable PyTorch model, HF/Megatron configs and proxy jobs"),
-    "proxy": ("designer.export.proxy_cli", "train each layout's proxy on synthetic tasks and rank them"),
-    "app": ("designer.commands.app", "start the browser app (Streamlit)"),
+
+def _validate() -> ModuleType:
+    from designer.commands import validate
+    return validate
+
+
+def _fix() -> ModuleType:
+    from designer.commands import fix
+    return fix
+
+
+def _show() -> ModuleType:
+    from designer.commands import show
+    return show
+
+
+def _presets() -> ModuleType:
+    from designer.commands import presets
+    return presets
+
+
+def _import() -> ModuleType:
+    from designer.commands import import_hf
+    return import_hf
+
+
+def _profile() -> ModuleType:
+    from designer.commands import profile
+    return profile
+
+
+def _compare() -> ModuleType:
+    from designer.commands import compare
+    return compare
+
+
+def _export() -> ModuleType:
+    from designer.commands import export
+    return export
+
+
+def _proxy() -> ModuleType:
+    from designer.commands import proxy
+    return proxy
+
+
+def _app() -> ModuleType:
+    from designer.commands import app
+    return app
+
+
+# name -> (the command's module, imported on use; one-line help)
+COMMANDS: dict[str, tuple[Callable[[], ModuleType], str]] = {
+    "validate": (_validate, "check a layout against its rule sets"),
+    "fix": (_fix, "apply the minimal fixes and write a new layout"),
+    "show": (_show, "draw a layout's pattern with colours and counts"),
+    "presets": (_presets, "list the published presets"),
+    "import": (_import, "read a Hugging Face config.json into a layout YAML"),
+    "profile": (_profile, "parameters, FLOPs, memory, latency and throughput of a layout"),
+    "compare": (_compare, "several layouts side by side (table, JSON, HTML report)"),
+    "export": (_export, "write a runnable PyTorch model, HF/Megatron configs and proxy jobs"),
+    "proxy": (_proxy, "train each layout's proxy on synthetic tasks and rank them"),
+    "app": (_app, "start the browser app (Streamlit)"),
 }
 
 
@@ -46,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         close = difflib.get_close_matches(name, COMMANDS, n=1)
         fail(f"unknown command {name!r}" + (f" (did you mean '{close[0]}'?)" if close else "")
              + f"; commands: {', '.join(COMMANDS)}")
-    module = importlib.import_module(COMMANDS[name][0])
+    module = COMMANDS[name][0]()
     parser = ArgumentParser(prog=f"designer {name}", description=COMMANDS[name][1])
     module.build_parser(parser)
     args = parser.parse_args(rest)

@@ -7,14 +7,10 @@ No torch import here.
 """
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
-from designer.layout import (ATTENTION, MAMBA, MLP, MOE, AttentionConfig, Layout, LayoutError, MambaConfig,
-                             MLPConfig, MoEConfig, layout_from_dict, layout_to_dict)
-
-FAMILIES = ("nemotron_h", "falcon_mamba", "mamba", "mamba2", "llama", "qwen2")
+from designer.layout import ATTENTION, MAMBA, MLP, MOE, Layout, LayoutError, layout_from_dict
 
 # nemotron_h layer-type names, old (hybrid_override_pattern era) and new (layers_block_type lists)
 _NH_TYPE_TO_SYMBOL = {"mamba": MAMBA, "linear_attention": MAMBA, "attention": ATTENTION, "full_attention": ATTENTION,
@@ -312,11 +308,3 @@ def _rope_theta(data: dict) -> float:
         return float(data["rope_theta"])
     params = data.get("rope_parameters") or data.get("rope_scaling") or {}
     return float(params.get("rope_theta", 10000.0)) if isinstance(params, dict) else 10000.0
-
-
-def roundtrip_ok(layout: Layout) -> bool:
-    """Layout -> config.json -> Layout keeps every size (used in tests)."""
-    back = layout_from_hf_config(hf_config_from_layout(layout), name=layout.name)
-    a, b = layout_to_dict(layout, full=True), layout_to_dict(back, full=True)
-    keys = ("hidden_size", "vocab_size", "pattern", "tie_word_embeddings", "mamba", "attention", "mlp", "moe")
-    return all(a.get(k) == b.get(k) for k in keys) and math.isclose(layout.norm_eps, back.norm_eps)

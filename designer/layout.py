@@ -30,6 +30,8 @@ KIND_TO_SYMBOL = {v: k for k, v in SYMBOLS.items()}
 BLOCK_OF_SYMBOL = {MAMBA: "mamba", ATTENTION: "attention", MLP: "mlp", MOE: "moe"}
 
 ACTIVATIONS = ("relu2", "swiglu", "gelu")
+# Hugging Face families a layout can name (`family:`); designer.hf writes and reads their config.json
+FAMILIES = ("nemotron_h", "falcon_mamba", "mamba", "mamba2", "llama", "qwen2")
 GATED_ACTIVATIONS = ("swiglu",)
 NAME_RE = re.compile(r"^[a-z0-9._-]+$")
 
@@ -401,8 +403,7 @@ def layout_from_dict(data: Any, *, source: str | None = None) -> Layout:
         kwargs["max_position_embeddings"] = _as_int(data["max_position_embeddings"], "max_position_embeddings",
                                                     source, maximum=1 << 26)
     if data.get("family") is not None:
-        kwargs["family"] = _as_choice(data["family"], "family", source,
-                                      ("nemotron_h", "falcon_mamba", "mamba", "mamba2", "llama", "qwen2"))
+        kwargs["family"] = _as_choice(data["family"], "family", source, FAMILIES)
     for key, cls in _BLOCKS.items():
         if data.get(key) is not None:
             kwargs[key] = _block_from_dict(cls, data[key], key, source)
@@ -536,7 +537,3 @@ def load_layout(ref: str | os.PathLike) -> Layout:
     except (OSError, UnicodeDecodeError) as e:
         raise LayoutError(f"cannot read: {e.__class__.__name__}: {e}", source=str(ref)) from None
     return layout_from_text(text, source=str(ref))
-
-
-def load_preset(name: str) -> Layout:
-    return load_layout(name)

@@ -3,7 +3,7 @@ axis, and the numbers they plot are the profiler's."""
 import plotly.graph_objects as go
 import pytest
 
-from designer.app import charts
+from designer.present import figures as charts
 from designer.layout import load_layout
 from designer.profile.analytic import profile, sweep
 

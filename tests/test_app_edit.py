@@ -1,7 +1,8 @@
 """The app's pure pattern edits and undo/redo history (designer/app/edit.py), without Streamlit."""
 import pytest
 
-from designer.app import charts, edit
+from designer.app import edit
+from designer.present import figures as charts
 from designer.layout import LayoutError, load_layout
 
 

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from designer.app import compare  # noqa: E402
 from designer.profile.analytic import profile  # noqa: E402
-from designer.profile.cli import fmt_bytes, fmt_count  # noqa: E402
+from designer.present.format import fmt_bytes, fmt_count  # noqa: E402
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 

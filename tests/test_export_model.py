@@ -184,14 +184,6 @@ def test_router_picks_by_corrected_score_but_weights_by_raw_score():
 # Parameter counts: model.py == analytic profiler == transformers, every preset, meta device
 
 
-def _analytic_total(layout):
-    try:
-        from designer.profile.params import count_params
-    except ImportError:
-        return None
-    return count_params(layout).total
-
-
 @pytest.mark.parametrize("name", preset_names())
 def test_param_count_matches_transformers_and_the_analytic_profiler(name):
     transformers = pytest.importorskip("transformers")
@@ -206,9 +198,8 @@ def test_param_count_matches_transformers_and_the_analytic_profiler(name):
     assert ours.num_params() == hf_params
     assert {k: tuple(v.shape) for k, v in ours.state_dict().items()} == \
         {k: tuple(v.shape) for k, v in hf.state_dict().items()}
-    analytic = _analytic_total(layout)
-    if analytic is None:
-        pytest.skip("designer.profile.params.count_params not available")
+    from designer.profile.params import count_params
+    analytic = count_params(layout).total
     # the profiler counts the MoE router's correction bias (a persistent buffer, saved in checkpoints)
     assert ours.num_params(include_buffers=True) == analytic
 

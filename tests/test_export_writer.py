@@ -69,7 +69,6 @@ def test_export_writes_every_file_and_the_layout_reads_back(tmp_path):
 
 
 def test_export_calls_the_proxy_writer_when_it_is_installed(tmp_path):
-    pytest.importorskip("designer.export.proxy")
     result = export_layout(tiny(), tmp_path / "out")
     assert {"train_proxy.py", "proxy.yaml"} <= set(result.files)
     assert "train_proxy.py" in (tmp_path / "out" / "README.md").read_text()
@@ -170,12 +169,10 @@ def test_a_failed_forced_export_keeps_the_old_directory(tmp_path, monkeypatch):
 
 
 def test_rule_errors_refuse_the_export_unless_allowed(tmp_path):
-    pytest.importorskip("designer.rules")
     from designer.rules import check
     bad = tiny(pattern="*-M-M-M-", rules=["nemotron-h"])
     errors = [v for v in check(bad) if v.severity == "error"]
-    if not errors:
-        pytest.skip("no rule reports an error for an attention-first layout")
+    assert errors, "NH001 reports an attention-first layout"
     with pytest.raises(ExportRefused) as info:
         export_layout(bad, tmp_path / "out")
     assert errors[0].rule in str(info.value) and not (tmp_path / "out").exists()
@@ -217,12 +214,10 @@ def test_cli_bad_input_is_one_message_and_exit_2(argv, message):
 
 
 def test_cli_refusal_exits_1(tmp_path):
-    pytest.importorskip("designer.rules")
     from designer.layout import save_layout
     from designer.rules import check
     bad = tiny(pattern="*-M-M-M-", rules=["nemotron-h"])
-    if not any(v.severity == "error" for v in check(bad)):
-        pytest.skip("no rule reports an error for an attention-first layout")
+    assert any(v.severity == "error" for v in check(bad)), "NH001 reports an attention-first layout"
     save_layout(bad, tmp_path / "bad.yaml")
     code, out, _ = run_cli("export", str(tmp_path / "bad.yaml"), "-o", str(tmp_path / "o"), "--json")
     assert code == 1 and json.loads(out)["ok"] is False and not (tmp_path / "o").exists()
@@ -275,21 +270,27 @@ def test_parallelism_suggestion_is_the_smallest_split_that_fits(name):
     for tp in megatron.TP_CHOICES:
         for pp in megatron.PP_CHOICES:
             if tp * pp < plan.tp * plan.pp and megatron._tp_ok(layout, tp):
-                smaller = megatron.training_memory(layout, tp, pp, max(plan.ep, 1))
-                assert smaller.bytes_per_gpu > megatron._budget(megatron.GPU_MEMORY_GB, smaller)
+                smaller = megatron.plan_memory(layout, tp, pp, max(plan.ep, 1))
+                assert smaller.bytes_per_gpu > megatron._budget(megatron.GPU_MEMORY_GB)
 
 
-def test_parallelism_uses_the_profilers_training_memory_else_a_static_estimate(monkeypatch):
+def test_parallelism_uses_the_profilers_training_memory_and_the_hardware_profile():
+    from designer.profile.analytic import training_memory_per_gpu
+    from designer.profile.hardware import load_hardware
     layout = load_layout("nemotron-h-8b")
-    pytest.importorskip("designer.profile.analytic")
-    profiled = megatron.training_memory(layout, 2, 1)
-    assert profiled.includes_activations and "profiler" in profiled.source
-    monkeypatch.setitem(sys.modules, "designer.profile.analytic", None)
-    static = megatron.training_memory(layout, 2, 1)
-    assert not static.includes_activations
-    # 8.1 B parameters / TP 2 at 2 + 4 + 12/8 bytes each
-    assert static.bytes_per_gpu == pytest.approx(8_100_852_736 / 2 * 7.5)
+    profiled = megatron.plan_memory(layout, 2, 1)
+    assert "profiler" in profiled.source
+    assert profiled.bytes_per_gpu == training_memory_per_gpu(layout, tp=2, pp=1, dp=8).total_bytes
+    assert megatron.GPU_MEMORY_GB * 1e9 == load_hardware("h100-sxm").memory_bytes
     assert megatron.suggest_parallelism(layout).tp >= 1
+
+
+def test_parallelism_suggestion_divides_what_st007_checks():
+    """The suggestion asks the same helper as ST007: Mamba-1 d_inner and MoE sizes count too."""
+    from designer.rules.structural import tensor_parallel_sizes
+    layout = load_layout("nemotron-3-nano-30b-a3b")
+    plan = megatron.suggest_parallelism(layout, gpu_memory_gb=16)
+    assert all(value % plan.tp == 0 for _, _, value in tensor_parallel_sizes(layout))
 
 
 def test_parallelism_suggestion_divides_the_head_counts():

@@ -87,7 +87,7 @@ def test_compare_rejects_unknown_layout(run_cli):
 def test_analytic_core_imports_no_torch_networkx_or_plotly():
     import subprocess
     import sys
-    code = ("import sys, designer.profile.analytic, designer.profile.claims, designer.profile.cli, "
-            "designer.profile.compare_cli; print([m for m in ('torch', 'networkx', 'plotly') if m in sys.modules])")
+    code = ("import sys, designer.profile.analytic, designer.profile.claims, designer.commands.profile, "
+            "designer.commands.compare; print([m for m in ('torch', 'networkx', 'plotly') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

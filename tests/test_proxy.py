@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from designer.export.proxy import (TEMPLATES, load_trainer, pattern_units, proxy_layout, proxy_sizes,
+from designer.measure.proxy import (TEMPLATES, load_trainer, pattern_units, proxy_layout, proxy_sizes,
                                    shrink_pattern, write_proxy_files)
 from designer.layout import LayoutError, load_layout, preset_names
 from designer.profile.params import count_params
@@ -447,7 +447,7 @@ def test_write_proxy_files_cuts_the_mamba_chunk_to_the_job_sequence_length(tmp_p
 
 
 def test_ranking_puts_a_diverged_run_last():
-    from designer.export.proxy_cli import rank
+    from designer.measure.runs import rank
     runs = [{"name": "nan", "mean_accuracy": 0.5, "final_loss": math.nan},
             {"name": "ok", "mean_accuracy": 0.5, "final_loss": 2.0},
             {"name": "best", "mean_accuracy": 0.9, "final_loss": 3.0}]

@@ -16,7 +16,7 @@ import sys
 import pytest
 import torch
 
-from designer.export.proxy import load_trainer, write_proxy_files
+from designer.measure.proxy import load_trainer, write_proxy_files
 from designer.layout import load_layout
 
 trainer = load_trainer()

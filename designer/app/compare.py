@@ -10,11 +10,12 @@ from functools import lru_cache
 
 import streamlit as st
 
-from designer.app import charts, controls, state
+from designer.app import controls, state
 from designer.layout import Layout, LayoutError, load_layout
+from designer.present.figures import compare_figures
+from designer.present.format import ROWS, ratios_against_first, row_value, setup_line, value_at
 from designer.profile.analytic import profile, sweep
-from designer.profile.cli import ROWS, row_value, setup_line, value_at
-from designer.profile.compare_cli import ratios_against_first
+from designer.profile.scenario import Scenario
 
 DEFAULT_LAYOUTS = ["nemotron-h-8b", "nemotron-h-47b", "nemotron-h-56b", "llama-3.1-8b"]
 CURRENT = "(current layout)"
@@ -38,11 +39,9 @@ def chosen_layouts(choice: list[str]) -> list[tuple[str, Layout]]:
     return out
 
 
-def compute(layouts: list[tuple[str, Layout]], hardware: str, kw: dict) -> tuple[list[dict], list[dict]]:
-    setup = {k: v for k, v in kw.items() if k not in ("batch", "prompt", "gen")}
-    profiles = [profile(lay, hardware, **kw).to_dict() for _, lay in layouts]
-    sweeps = [sweep(lay, hardware, batch=kw["batch"], prompt=kw["prompt"], gen=kw["gen"], **setup)
-              for _, lay in layouts]
+def compute(layouts: list[tuple[str, Layout]], hardware: str, scenario: Scenario) -> tuple[list[dict], list[dict]]:
+    profiles = [profile(lay, hardware, scenario).to_dict() for _, lay in layouts]
+    sweeps = [sweep(lay, hardware, scenario) for _, lay in layouts]
     return profiles, sweeps
 
 
@@ -84,7 +83,7 @@ def render() -> None:
                             format_func=lambda o: f"current: {lay.name}" if o == CURRENT else o,
                             persist_state=controls.PERSIST,
                             help="presets, or the layout open in the Editor (with your edits)")
-    hardware, kw = controls.setup_controls("cmp", precision="fp8")
+    hardware, scenario = controls.setup_controls("cmp", precision="fp8")
     st.caption("Default setup: FP8 weights on one H100, as the Nemotron-H paper's 47B/56B throughput figures "
                "(its 8B figure is BF16). Memory and latency curves use the batch above; throughput uses the "
                "largest batch that fits.")
@@ -94,7 +93,7 @@ def render() -> None:
     layouts = chosen_layouts(choice)
     names = [n for n, _ in layouts]
     try:
-        profiles, sweeps = compute(layouts, hardware, kw)
+        profiles, sweeps = compute(layouts, hardware, scenario)
     except LayoutError as e:
         st.error(f"Cannot compare with this setup: {e}")
         return
@@ -103,14 +102,12 @@ def render() -> None:
         return
 
     st.markdown(f"**{setup_line(profiles[0])}**")
-    st.plotly_chart(charts.memory_vs_context_figure(sweeps, names), key="cmp_memory", config={"displaylogo": False})
-    st.plotly_chart(charts.latency_vs_context_figure(sweeps, names), key="cmp_latency",
-                    config={"displaylogo": False})
+    memory, latency, throughput, fits = compare_figures(profiles, sweeps, names)   # the HTML report's figures
+    st.plotly_chart(memory, key="cmp_memory", config={"displaylogo": False})
+    st.plotly_chart(latency, key="cmp_latency", config={"displaylogo": False})
     left, right = st.columns(2, gap="medium")
-    left.plotly_chart(charts.throughput_at_max_batch_figure(profiles, names), key="cmp_throughput",
-                      config={"displaylogo": False})
-    right.plotly_chart(charts.max_batch_vs_context_figure(sweeps, names, gen=kw["gen"]), key="cmp_fits",
-                       config={"displaylogo": False})
+    left.plotly_chart(throughput, key="cmp_throughput", config={"displaylogo": False})
+    right.plotly_chart(fits, key="cmp_fits", config={"displaylogo": False})
 
     if st.session_state.get("cmp.reference") not in names:
         st.session_state["cmp.reference"] = names[0]

@@ -1,7 +1,7 @@
 """Serving-setup widgets shared by the Profile and Compare pages (hardware, precision, parallelism, lengths).
 
-They return keyword arguments for `designer.profile.analytic.profile`/`sweep`, the same ones the
-`designer profile` and `designer compare` options build."""
+They return the hardware name and one `Scenario` for `designer.profile.analytic.profile`/`sweep`, the same
+value the `designer profile` and `designer compare` options build; the widgets start at Scenario's defaults."""
 from __future__ import annotations
 
 from functools import lru_cache
@@ -10,9 +10,10 @@ from typing import Any
 import streamlit as st
 
 from designer.app import state
-from designer.profile.analytic import DEFAULT_GEN, DEFAULT_HARDWARE, DEFAULT_PROMPT, PREFILL_MODES
+from designer.profile.analytic import DEFAULT_HARDWARE
 from designer.profile.hardware import hardware_names, load_hardware
 from designer.profile.memory import DTYPE_BYTES, PRECISIONS
+from designer.profile.scenario import PREFILL_MODES, Scenario
 
 KV_AUTO = "auto"
 PERSIST = "session"          # settings survive switching pages
@@ -27,19 +28,20 @@ def hardware_label(name: str) -> str:
     return hw.display_name
 
 
-def setup_controls(prefix: str, *, precision: str = "bf16", tp: int = 1, batch: int = 1,
-                   show_batch: bool = True) -> tuple[str, dict[str, Any]]:
-    """Draw the setup widgets (keys `{prefix}.hardware`, ...) and return (hardware, profile kwargs)."""
+def setup_controls(prefix: str, *, precision: str = Scenario.precision, tp: int = 1, batch: int = Scenario.batch,
+                   show_batch: bool = True) -> tuple[str, Scenario]:
+    """Draw the setup widgets (keys `{prefix}.hardware`, ...) and return (hardware, scenario)."""
+    d = Scenario()
     names = hardware_names()
     state.ensure(f"{prefix}.hardware", DEFAULT_HARDWARE if DEFAULT_HARDWARE in names else names[0])
     state.ensure(f"{prefix}.precision", precision)
     state.ensure(f"{prefix}.tp", tp)
     state.ensure(f"{prefix}.batch", batch)
-    state.ensure(f"{prefix}.prompt", DEFAULT_PROMPT)
-    state.ensure(f"{prefix}.gen", DEFAULT_GEN)
-    state.ensure(f"{prefix}.kv_dtype", KV_AUTO)
-    state.ensure(f"{prefix}.prefill_mode", "chunked")
-    state.ensure(f"{prefix}.memory_utilization", 0.9)
+    state.ensure(f"{prefix}.prompt", d.prompt)
+    state.ensure(f"{prefix}.gen", d.gen)
+    state.ensure(f"{prefix}.kv_dtype", d.kv_dtype or KV_AUTO)
+    state.ensure(f"{prefix}.prefill_mode", d.prefill_mode)
+    state.ensure(f"{prefix}.memory_utilization", d.memory_utilization)
 
     cols = st.columns([2.2, 0.9, 1.25, 0.9, 1.2, 1.3] if show_batch else [2.2, 0.9, 1.25, 1.2, 1.3])
     hw = cols[0].selectbox("Hardware", names, key=f"{prefix}.hardware", format_func=hardware_label,
@@ -70,5 +72,5 @@ def setup_controls(prefix: str, *, precision: str = "bf16", tp: int = 1, batch: 
         kw["memory_utilization"] = c[2].slider("Usable share of GPU memory", min_value=0.5, max_value=1.0,
                                                step=0.01, key=f"{prefix}.memory_utilization",
                                                persist_state=PERSIST)
-    return hw, {k: (int(v) if isinstance(v, float) and k in ("tp", "batch", "prompt", "gen") else v)
-                for k, v in kw.items()}
+    return hw, Scenario(**{k: (int(v) if isinstance(v, float) and k in ("tp", "batch", "prompt", "gen") else v)
+                           for k, v in kw.items()})

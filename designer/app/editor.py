@@ -9,7 +9,8 @@ from typing import Callable
 
 import streamlit as st
 
-from designer.app import charts, edit, state
+from designer.app import edit, state
+from designer.present import figures as charts
 from designer.layout import MAX_DIM, MAX_VOCAB, SYMBOLS, Layout, LayoutError, dump_yaml
 from designer.rules import check, fix_all, rule_sets
 from designer.rules.engine import ALWAYS_ON, Violation

@@ -6,18 +6,17 @@ import json
 
 import streamlit as st
 
-from designer.app import charts, controls, state
+from designer.app import controls, state
 from designer.layout import LayoutError
+from designer.present import figures as charts
+from designer.present.format import fmt_bytes, fmt_context, fmt_count, fmt_seconds
 from designer.profile.analytic import profile, sweep
-from designer.profile.cli import fmt_bytes, fmt_context, fmt_count, fmt_seconds
+from designer.profile.scenario import Scenario
 
 
-def compute(layout, hardware: str, kw: dict) -> tuple[dict, dict]:
-    """(profile dict, chart sweeps) for one layout and setup; raises LayoutError on a bad setup."""
-    prof = profile(layout, hardware, **kw).to_dict()
-    setup = {k: v for k, v in kw.items() if k not in ("batch", "prompt", "gen")}
-    sw = sweep(layout, hardware, batch=kw["batch"], prompt=kw["prompt"], gen=kw["gen"], **setup)
-    return prof, sw
+def compute(layout, hardware: str, scenario: Scenario) -> tuple[dict, dict]:
+    """(profile dict, chart sweeps) for one layout and scenario; raises LayoutError on a bad setup."""
+    return profile(layout, hardware, scenario).to_dict(), sweep(layout, hardware, scenario)
 
 
 def fits_summary(prof: dict) -> tuple[str, str]:
@@ -41,9 +40,9 @@ def render() -> None:
     lay = state.layout()
     st.markdown(f"**Profile of {lay.name}**: analytic roofline on one GPU setup (`designer profile` gives the "
                 "same numbers)")
-    hardware, kw = controls.setup_controls("pf", tp=lay.parallel.tensor)
+    hardware, scenario = controls.setup_controls("pf", tp=lay.parallel.tensor)
     try:
-        prof, sw = compute(lay, hardware, kw)
+        prof, sw = compute(lay, hardware, scenario)
     except LayoutError as e:
         st.error(f"Cannot profile {lay.name} with this setup: {e}")
         return
@@ -74,11 +73,11 @@ def render() -> None:
     st.plotly_chart(charts.latency_vs_context_figure([sw]), key="pf_latency", config={"displaylogo": False})
     left, right = st.columns(2, gap="medium")
     if t["max_batch"]:
-        left.plotly_chart(charts.throughput_vs_batch_figure([sw], prompt=kw["prompt"], gen=kw["gen"]),
+        left.plotly_chart(charts.throughput_vs_batch_figure([sw], prompt=scenario.prompt, gen=scenario.gen),
                           key="pf_throughput", config={"displaylogo": False})
     else:
         left.warning("No throughput curve: not even one sequence fits at this prompt + generated length.")
-    right.plotly_chart(charts.max_batch_vs_context_figure([sw], gen=kw["gen"]), key="pf_fits",
+    right.plotly_chart(charts.max_batch_vs_context_figure([sw], gen=scenario.gen), key="pf_fits",
                        config={"displaylogo": False})
     with st.expander("Assumptions behind these numbers"):
         for a in prof["assumptions"]:

@@ -8,8 +8,9 @@ the rename use `pretrain_mamba.py`, `--hybrid-override-pattern` and
 FP8 follows the Nemotron-H recipe (arXiv 2504.03624 §2.4): E4M3 forward / E5M2 gradients (`--fp8-format
 hybrid`), per-tensor current scaling (`--fp8-recipe tensorwise`), first and last N layers in BF16.
 
-The TP/PP suggestion uses the profiler's per-GPU training memory (designer.profile.analytic.
-training_memory_per_gpu) when it is importable, else the static estimate in `static_bytes_per_gpu`.
+The TP/PP suggestion asks the profiler and the rules: per-GPU training memory from designer.profile.analytic.
+training_memory_per_gpu, GPU memory from the hardware profile (profiles/hardware/), the usable share from the
+serving Scenario's default, and which TP sizes divide the layout from the helper rule ST007 uses.
 """
 from __future__ import annotations
 
@@ -17,10 +18,13 @@ import shlex
 from dataclasses import dataclass, field
 
 from designer.layout import ATTENTION, MAMBA, MLP, MOE, Layout
+from designer.profile.analytic import DEFAULT_HARDWARE, training_memory_per_gpu
+from designer.profile.hardware import load_hardware
+from designer.profile.scenario import Scenario
+from designer.rules.structural import tensor_parallel_divides
 
-GPU_MEMORY_GB = 80.0            # H100 SXM (published-configs.md hardware table)
-ACTIVATION_RESERVE = 0.35       # fallback estimate: share of GPU memory left for activations and workspace
-USABLE_FRACTION = 0.9           # profiler estimate (activations included): headroom for workspace, fragmentation
+GPU_MEMORY_GB = load_hardware(DEFAULT_HARDWARE).memory_bytes / 1e9    # the default GPU profile's memory
+USABLE_FRACTION = Scenario.memory_utilization   # headroom for workspace and fragmentation (activations counted)
 TP_CHOICES = (1, 2, 4, 8)       # TP stays inside one NVLink node
 PP_CHOICES = (1, 2, 4, 8, 16, 32)
 _ACT_FLAG = {"relu2": "--squared-relu", "swiglu": "--swiglu", "gelu": None}   # gelu is Megatron's default
@@ -41,67 +45,27 @@ def unsupported_reason(layout: Layout) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Parameter split and the TP/PP suggestion
-
-
-def param_split(layout: Layout) -> tuple[float, float]:
-    """(parameters every model-parallel rank shards by TP, routed-expert parameters sharded by EP)."""
-    from designer.export.model_export import count_params
-    total = count_params(layout)
-    expert = 0
-    if MOE in layout.pattern:
-        e = layout.moe
-        up = (2 if e.gated else 1) * e.intermediate_size * layout.hidden_size
-        expert = layout.count(MOE) * e.num_experts * (up + e.intermediate_size * layout.hidden_size)
-    return float(total - expert), float(expert)
+# The TP/PP suggestion
 
 
 @dataclass(frozen=True)
 class MemoryEstimate:
     bytes_per_gpu: float
-    includes_activations: bool
     source: str
 
 
-def static_bytes_per_gpu(layout: Layout, tp: int, pp: int, ep: int = 1, dp: int = 8) -> float:
-    """Weights + gradients + optimizer state per GPU, in bytes (no activations): the fallback estimate.
-
-    bf16 weights (2 B) and fp32 gradient buffers (4 B) per parameter on its model-parallel rank, plus fp32
-    master weights and Adam moments (12 B) sharded over `dp` data-parallel ranks by the distributed optimizer.
-    Dense parameters are split by TP x PP, routed experts by EP x PP; embedding and output layers are taken
-    as spread evenly (in reality they sit on the first and last pipeline stages)."""
-    dense, expert = param_split(layout)
-    return (dense / (tp * pp) + expert / (ep * pp)) * (2 + 4 + 12 / dp)
-
-
-def training_memory(layout: Layout, tp: int, pp: int, ep: int = 1, dp: int = 8,
-                    seq_len: int = 8192) -> MemoryEstimate:
-    """Per-GPU training memory: the profiler's figure (weights, grads, optimizer and one micro-batch of
-    activations at `seq_len`, selective recompute) when designer.profile.analytic has it, else the static
-    estimate above."""
-    try:
-        from designer.profile.analytic import training_memory_per_gpu
-    except ImportError:
-        training_memory_per_gpu = None
-    if training_memory_per_gpu is not None:
-        result = training_memory_per_gpu(layout, tp=tp, pp=pp, ep=ep, dp=dp, seq_len=seq_len)
-        return MemoryEstimate(float(result.total_bytes), True,
-                              f"designer profiler: weights, grads, optimizer over {dp} DP ranks, activations of "
-                              f"one {seq_len}-token micro-batch with selective recompute")
-    return MemoryEstimate(static_bytes_per_gpu(layout, tp, pp, ep, dp), False,
-                          f"estimate: bf16 weights + fp32 grads, fp32 Adam state over {dp} DP ranks; "
-                          f"{ACTIVATION_RESERVE:.0%} of GPU memory kept for activations")
+def plan_memory(layout: Layout, tp: int, pp: int, ep: int = 1, dp: int = 8,
+                seq_len: int = 8192) -> MemoryEstimate:
+    """Per-GPU training memory, the profiler's figure: weights, grads, optimizer state over `dp` ranks and one
+    micro-batch of activations at `seq_len` with selective recompute."""
+    result = training_memory_per_gpu(layout, tp=tp, pp=pp, ep=ep, dp=dp, seq_len=seq_len)
+    return MemoryEstimate(float(result.total_bytes),
+                          f"designer profiler: weights, grads, optimizer over {dp} DP ranks, activations of "
+                          f"one {seq_len}-token micro-batch with selective recompute")
 
 
 def _tp_ok(layout: Layout, tp: int) -> bool:
-    sizes = []
-    if ATTENTION in layout.pattern:
-        sizes += [layout.attention.num_heads, layout.attention.num_kv_heads]
-    if MAMBA in layout.pattern and layout.mamba.version == 2:
-        sizes += [layout.mamba.num_heads, layout.mamba.n_groups]
-    if MLP in layout.pattern:
-        sizes.append(layout.mlp.intermediate_size)
-    return all(s % tp == 0 for s in sizes)
+    return tensor_parallel_divides(layout, tp)
 
 
 @dataclass
@@ -113,6 +77,7 @@ class ParallelPlan:
     budget_bytes: float
     fits: bool
     notes: list[str] = field(default_factory=list)
+    gpu_memory_gb: float = GPU_MEMORY_GB
 
     @property
     def bytes_per_gpu(self) -> float:
@@ -121,27 +86,26 @@ class ParallelPlan:
     def summary(self) -> str:
         fit = "fits" if self.fits else "does NOT fit"
         ep = f" EP={self.ep}" if self.ep > 1 else ""
-        what = "training memory" if self.memory.includes_activations else "weights, gradients and optimizer state"
-        return (f"TP={self.tp} PP={self.pp}{ep}: ~{self.bytes_per_gpu / 1e9:.1f} GB/GPU of {what} "
-                f"({fit} in {self.budget_bytes / 1e9:.0f} GB of {GPU_MEMORY_GB:.0f} GB)")
+        return (f"TP={self.tp} PP={self.pp}{ep}: ~{self.bytes_per_gpu / 1e9:.1f} GB/GPU of training memory "
+                f"({fit} in {self.budget_bytes / 1e9:.0f} GB of {self.gpu_memory_gb:.0f} GB)")
 
 
-def _budget(gpu_memory_gb: float, memory: MemoryEstimate) -> float:
-    usable = USABLE_FRACTION if memory.includes_activations else 1 - ACTIVATION_RESERVE
-    return gpu_memory_gb * 1e9 * usable
+def _budget(gpu_memory_gb: float) -> float:
+    return gpu_memory_gb * 1e9 * USABLE_FRACTION
 
 
 def suggest_parallelism(layout: Layout, gpu_memory_gb: float = GPU_MEMORY_GB, dp: int = 8,
                         seq_len: int = 8192) -> ParallelPlan:
-    """The smallest TP x PP (TP first, up to 8 inside a node) whose training memory fits on one GPU.
+    """The smallest TP x PP (TP first, up to 8 inside a node) whose training memory fits on one GPU of
+    `gpu_memory_gb` (default: the default hardware profile's memory).
     MoE layouts also get EP (up to 8, dividing the expert count). A layout whose `parallel:` block asks for
     more than 1 is honoured as given."""
     seq_len = min(seq_len, layout.max_position_embeddings)
 
     def plan(tp: int, pp: int, ep: int, notes=()) -> ParallelPlan:
-        memory = training_memory(layout, tp, pp, ep, dp, seq_len)
-        budget = _budget(gpu_memory_gb, memory)
-        return ParallelPlan(tp, pp, ep, memory, budget, memory.bytes_per_gpu <= budget, list(notes))
+        memory = plan_memory(layout, tp, pp, ep, dp, seq_len)
+        budget = _budget(gpu_memory_gb)
+        return ParallelPlan(tp, pp, ep, memory, budget, memory.bytes_per_gpu <= budget, list(notes), gpu_memory_gb)
 
     requested = layout.parallel
     if requested.tensor > 1 or requested.pipeline > 1:

@@ -1,13 +1,13 @@
 """The export directory writer: `export_layout(layout, out_dir)` -> layout.yaml, model.py, config.json,
-megatron.sh, train_proxy.py + proxy.yaml (through designer.export.proxy when installed), README.md.
+megatron.sh, train_proxy.py + proxy.yaml (designer.measure.proxy), README.md.
 
 Atomic: everything is written into a temporary directory beside the target and renamed into place at the
 end, so a failed export leaves nothing behind, and an existing directory is replaced (with `force`) only
-after the new one is complete. torch is imported only to count parameters (meta device, no memory).
+after the new one is complete. The exporter asks rather than recounts: parameters come from the profiler
+(designer.profile.params), rule findings from designer.rules, the TP/PP plan from designer.export.megatron.
 """
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import shutil
@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from designer.export.template import load_template, template_path
 from designer.layout import Layout, layout_to_dict
-
-TEMPLATE = Path(__file__).resolve().parent / "templates" / "model.py"
+from designer.profile.params import count_params
+from designer.rules import check
 EXPORT_ROOT = Path("exported")
 # files whose presence marks a directory as an export (so --force never deletes anything else)
 _EXPORT_MARKERS = ("layout.yaml", "model.py")
@@ -58,20 +59,9 @@ class ExportResult:
 # The model template
 
 
-def template_module():
-    """designer/export/templates/model.py as a module (what every export's model.py is a copy of)."""
-    return importlib.import_module("designer.export.templates.model")
-
-
 def model_args(layout: Layout):
-    """The template's ModelArgs for a layout."""
-    return template_module().ModelArgs.from_dict(layout_to_dict(layout, full=True))
-
-
-def count_params(layout: Layout) -> int:
-    """Parameters of the exported model, counted on the meta device (no memory, no init)."""
-    m = template_module()
-    return m.build_model(args=model_args(layout), device="meta").num_params()
+    """The model template's ModelArgs for a layout (imports torch)."""
+    return load_template("model.py").ModelArgs.from_dict(layout_to_dict(layout, full=True))
 
 
 def layout_json(layout: Layout) -> str:
@@ -112,15 +102,9 @@ def yaml_safe_json(obj: Any, indent: int = 2, _level: int = 0) -> str:
 # Checks
 
 
-def rule_violations(layout: Layout, rule_sets: list[str] | None = None) -> list[dict] | None:
-    """Violations as dicts, or None when the rule engine is not available."""
-    try:
-        from designer.rules import check
-    except ImportError:
-        return None
-    result = check(layout, rule_sets)
-    violations = getattr(result, "violations", result)
-    return [v.to_dict() if hasattr(v, "to_dict") else dict(v) for v in violations]
+def rule_violations(layout: Layout, rule_sets: list[str] | None = None) -> list[dict]:
+    """The layout's rule findings as dicts."""
+    return [v.to_dict() for v in check(layout, rule_sets)]
 
 
 def _check_target(out_dir: Path, force: bool) -> None:
@@ -147,19 +131,19 @@ def _write(path: Path, text: str, executable: bool = False) -> None:
         path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
 
-def _write_contents(layout: Layout, tmp: Path, violations: list[dict] | None,
-                    proxy_options: dict[str, Any]) -> ExportResult:
+def _write_contents(layout: Layout, tmp: Path, violations: list[dict], proxy_options: dict[str, Any]) -> ExportResult:
     from designer.export import megatron, readme
     from designer.hf import HFUnsupported, hf_config_from_layout
+    from designer.measure.proxy import write_proxy_files
 
     files: list[str] = []
     notes: list[str] = []
     _write(tmp / "layout.yaml", layout_json(layout))
     files.append("layout.yaml")
-    shutil.copyfile(TEMPLATE, tmp / "model.py")
+    shutil.copyfile(template_path("model.py"), tmp / "model.py")
     files.append("model.py")
     args = model_args(layout)
-    params = count_params(layout)
+    params = count_params(layout).total
 
     hf_family = None
     try:
@@ -180,21 +164,14 @@ def _write_contents(layout: Layout, tmp: Path, violations: list[dict] | None,
         plan = None
         notes.append(f"megatron.sh not written: {e}")
 
-    try:
-        from designer.export.proxy import write_proxy_files
-    except ImportError:
-        notes.append("train_proxy.py / proxy.yaml not written: designer.export.proxy is not installed")
-    else:
-        before = {p.name for p in tmp.iterdir()}
-        write_proxy_files(layout, tmp, **proxy_options)
-        files += sorted({p.name for p in tmp.iterdir()} - before)
+    before = {p.name for p in tmp.iterdir()}
+    write_proxy_files(layout, tmp, **proxy_options)
+    files += sorted({p.name for p in tmp.iterdir()} - before)
 
     result = ExportResult(out_dir=tmp, files=files, params=params, family=args.family, hf_family=hf_family,
-                          violations=violations or [], notes=notes,
+                          violations=violations, notes=notes,
                           parallel=None if plan is None else {"tp": plan.tp, "pp": plan.pp, "ep": plan.ep,
                                                               "fits": plan.fits, "summary": plan.summary()})
-    if violations is None:
-        notes.append("rules not checked: designer.rules is not installed")
     _write(tmp / "README.md", readme.render_readme(layout, result))
     result.files.append("README.md")
     return result
@@ -209,7 +186,7 @@ def export_layout(layout: Layout, out_dir: str | os.PathLike | None = None, *, f
     target exists (unless force) or cannot be written. Nothing is left behind on failure."""
     out_dir = Path(out_dir) if out_dir is not None else EXPORT_ROOT / layout.name
     violations = rule_violations(layout, rule_sets)
-    errors = [v for v in violations or [] if v.get("severity") == "error"]
+    errors = [v for v in violations if v["severity"] == "error"]
     if errors and not allow_violations:
         listing = "; ".join(f"{v['rule']}" + (f" (layer {v['layer']})" if v.get("layer") is not None else "")
                             + f": {v['message']}" for v in errors[:5])

@@ -4,6 +4,10 @@ on a hardware profile, from formulas alone (no torch, no networkx: imports in mi
     from designer.profile.analytic import profile
     p = profile("nemotron-h-8b", "h100-sxm", precision="bf16", batch=1, prompt=65536, gen=1024)
     p.to_dict()["throughput"]["max_batch"]
+    profile("nemotron-h-8b", "h100-sxm", Scenario(batch=8, precision="fp8"))   # the same, as one value
+
+The serving set-up is one `Scenario` (designer.profile.scenario, where its defaults live); every entry
+below takes one, and/or its field names as keyword overrides.
 
 The formulas live in one place each: per-block numbers in `blocks.BLOCKS` (keyed by layer symbol),
 parameter totals in `params`, FLOPs in `flops`, bytes in `memory`, times in `roofline`. The sweep
@@ -22,7 +26,8 @@ from designer.profile import memory as mem
 from designer.profile.blocks import BLOCKS, BlockCost, block_cost, block_costs
 from designer.profile.hardware import Hardware, hardware_names, load_hardware
 from designer.profile.params import ParamCounts, count_params
-from designer.profile.roofline import PREFILL_MODES, RequestTiming, Roofline, Setup
+from designer.profile.roofline import PREFILL_MODES, RequestTiming, Roofline
+from designer.profile.scenario import Scenario
 
 __all__ = [
     # one profile, sweeps for the charts, capacity helpers
@@ -30,13 +35,12 @@ __all__ = [
     "max_batch_vs_context", "context_points", "batch_points", "max_batch_throughput", "training_memory_per_gpu",
     # re-exported building blocks
     "BLOCKS", "BlockCost", "block_cost", "block_costs", "ParamCounts", "count_params", "Hardware",
-    "hardware_names", "load_hardware", "Roofline", "Setup", "RequestTiming", "PREFILL_MODES",
+    "hardware_names", "load_hardware", "Roofline", "Scenario", "RequestTiming", "PREFILL_MODES",
     "DEFAULT_HARDWARE", "DEFAULT_PROMPT", "DEFAULT_GEN", "DEFAULT_TRAIN_SEQ_LEN", "WEIGHT_PRECISIONS",
 ]
 
 DEFAULT_HARDWARE = "h100-sxm"
-# The Nemotron-H paper's throughput scenario (arXiv 2504.03624, Fig. 1 / §2): 65,536 input, 1,024 output tokens.
-DEFAULT_PROMPT, DEFAULT_GEN = 65536, 1024
+DEFAULT_PROMPT, DEFAULT_GEN = Scenario.prompt, Scenario.gen      # the Nemotron-H paper's scenario (scenario.py)
 DEFAULT_TRAIN_SEQ_LEN = 8192
 WEIGHT_PRECISIONS = ("bf16", "fp8", "fp4")
 
@@ -51,24 +55,22 @@ def _check_count(name: str, value: Any, minimum: int) -> int:
     return value
 
 
-def prepare(layout: "Layout | str", hardware: "Hardware | str" = DEFAULT_HARDWARE, *, precision: str = "bf16",
-            tp: int | None = None, pp: int | None = None, kv_dtype: str | None = None, state_dtype: str = "fp32",
-            memory_utilization: float = 0.9, prefill_mode: str = "chunked", prefill_chunk: int = 8192) -> Roofline:
-    """A layout prepared for repeated evaluation on one GPU profile (tp/pp default to the layout's own)."""
-    lay = _layout(layout)
-    setup = Setup(precision=precision, kv_dtype=kv_dtype, state_dtype=state_dtype,
-                  tp=lay.parallel.tensor if tp is None else tp, pp=lay.parallel.pipeline if pp is None else pp,
-                  memory_utilization=memory_utilization, prefill_mode=prefill_mode, prefill_chunk=prefill_chunk)
-    return Roofline(lay, load_hardware(hardware), setup)
+def prepare(layout: "Layout | str", hardware: "Hardware | str" = DEFAULT_HARDWARE, scenario: Scenario | None = None,
+            **overrides: Any) -> Roofline:
+    """A layout prepared for repeated evaluation on one GPU profile and scenario (`overrides`: Scenario
+    field names; tp/pp default to the layout's own). The scenario's batch/prompt/gen are not used here:
+    the Roofline's methods take them."""
+    return Roofline(_layout(layout), load_hardware(hardware), Scenario.of(scenario, **overrides))
 
 
-def max_batch_throughput(layout: "Layout | str", hardware: "Hardware | str" = DEFAULT_HARDWARE, *,
-                         prompt: int = DEFAULT_PROMPT, gen: int = DEFAULT_GEN, **setup: Any) -> RequestTiming | None:
-    """The Nemotron-H paper's metric: output tokens/s (per GPU) at the largest batch that fits with
-    `prompt` + `gen` tokens per sequence; None when not even one sequence fits."""
-    r = prepare(layout, hardware, **setup)
-    batch = r.max_batch(prompt, gen)
-    return r.request(batch, prompt, gen) if batch else None
+def max_batch_throughput(layout: "Layout | str", hardware: "Hardware | str" = DEFAULT_HARDWARE,
+                         scenario: Scenario | None = None, **overrides: Any) -> RequestTiming | None:
+    """The Nemotron-H paper's metric: output tokens/s (per GPU) at the largest batch that fits with the
+    scenario's `prompt` + `gen` tokens per sequence; None when not even one sequence fits."""
+    r = prepare(layout, hardware, scenario, **overrides)
+    s = r.scenario
+    batch = r.max_batch(s.prompt, s.gen)
+    return r.request(batch, s.prompt, s.gen) if batch else None
 
 
 def training_memory_per_gpu(layout: "Layout | str", *, tp: int = 1, pp: int = 1, ep: int = 1, dp: int = 1,
@@ -108,7 +110,7 @@ class Profile:
 
 
 def _assumptions(r: Roofline, batch: int) -> list[str]:
-    s, hw, lay = r.setup, r.hardware, r.layout
+    s, hw, lay = r.scenario, r.hardware, r.layout
     eff = hw.efficiency
     out = [
         f"static batch of {batch}: prompts prefilled {s.prefill_mode}"
@@ -134,23 +136,17 @@ def _assumptions(r: Roofline, batch: int) -> list[str]:
     return out
 
 
-def profile(layout: "Layout | str", hardware: "Hardware | str" = DEFAULT_HARDWARE, *, precision: str = "bf16",
-            batch: int = 1, prompt: int = DEFAULT_PROMPT, gen: int = DEFAULT_GEN, tp: int | None = None,
-            pp: int | None = None, kv_dtype: str | None = None, state_dtype: str = "fp32",
-            memory_utilization: float = 0.9, prefill_mode: str = "chunked", prefill_chunk: int = 8192,
-            train_seq_len: int = DEFAULT_TRAIN_SEQ_LEN) -> Profile:
+def profile(layout: "Layout | str", hardware: "Hardware | str" = DEFAULT_HARDWARE, scenario: Scenario | None = None,
+            *, train_seq_len: int = DEFAULT_TRAIN_SEQ_LEN, **overrides: Any) -> Profile:
     """Everything the product shows about one layout on one GPU profile (see docs/profiler.md).
 
     Memory figures are per GPU (the fullest pipeline stage of one tensor-parallel rank); the `model`
     entry holds whole-model sizes. `max_context_tokens` is None when nothing grows with the context.
     """
-    _check_count("batch", batch, 1)
-    _check_count("prompt", prompt, 1)
-    _check_count("gen", gen, 1)
     _check_count("train_seq_len", train_seq_len, 1)
-    r = prepare(layout, hardware, precision=precision, tp=tp, pp=pp, kv_dtype=kv_dtype, state_dtype=state_dtype,
-                memory_utilization=memory_utilization, prefill_mode=prefill_mode, prefill_chunk=prefill_chunk)
-    lay, s = r.layout, r.setup
+    r = prepare(layout, hardware, scenario, **overrides)
+    lay, s = r.layout, r.scenario
+    batch, prompt, gen = s.batch, s.prompt, s.gen
     costs1 = block_costs(lay) if s.tp > 1 else r.costs
     params = count_params(lay, costs1)
 
@@ -187,7 +183,7 @@ def profile(layout: "Layout | str", hardware: "Hardware | str" = DEFAULT_HARDWAR
         "fits": used.fits,
         "context_tokens": context,
         "prefill_activation_peak_bytes": {
-            mode: mem.prefill_activation_peak_bytes(lay, prompt, mode=mode, chunk=prefill_chunk, batch=batch,
+            mode: mem.prefill_activation_peak_bytes(lay, prompt, mode=mode, chunk=s.prefill_chunk, batch=batch,
                                                     act_dtype=s.act_dtype, tp=s.tp, costs=r.costs)
             for mode in PREFILL_MODES},
         "model": {
@@ -259,11 +255,12 @@ def max_batch_vs_context(r: Roofline, contexts: Sequence[int], *, gen: int = 0) 
     return {"context": list(contexts), "max_batch": [r.max_batch(c, gen) for c in contexts]}
 
 
-def sweep(layout: "Layout | str", hardware: "Hardware | str" = DEFAULT_HARDWARE, *,
-          contexts: Iterable[int] | None = None, batches: Iterable[int] | None = None, batch: int = 1,
-          prompt: int = DEFAULT_PROMPT, gen: int = DEFAULT_GEN, **setup: Any) -> dict[str, Any]:
+def sweep(layout: "Layout | str", hardware: "Hardware | str" = DEFAULT_HARDWARE, scenario: Scenario | None = None,
+          *, contexts: Iterable[int] | None = None, batches: Iterable[int] | None = None,
+          **overrides: Any) -> dict[str, Any]:
     """All four chart series of one layout (what `designer compare --html` and the app plot)."""
-    r = prepare(layout, hardware, **setup)
+    r = prepare(layout, hardware, scenario, **overrides)
+    batch, prompt, gen = r.scenario.batch, r.scenario.prompt, r.scenario.gen
     contexts = list(contexts) if contexts is not None else context_points()
     batches = list(batches) if batches is not None else batch_points(r.max_batch(prompt, gen))
     return {"layout": r.layout.name, "hardware": r.hardware.name,

@@ -30,6 +30,12 @@ def _split(n: int, tp: int) -> int:
     return -(-n // tp)
 
 
+def vocab_per_rank(layout: Layout, tp: int = 1) -> int:
+    """Rows of the embedding table / LM head on one tensor-parallel rank (Megatron splits the vocabulary
+    over the ranks, the last one padded): the one place the vocabulary split is written."""
+    return _split(layout.vocab_size, tp)
+
+
 @dataclass(frozen=True)
 class BlockCost:
     """One block of one kind, as held by one tensor-parallel rank."""

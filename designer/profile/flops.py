@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from designer.layout import Layout, LayoutError
-from designer.profile.blocks import BlockCost, block_costs
+from designer.profile.blocks import BlockCost, block_costs, vocab_per_rank
 
 # Training: backward = 2x forward (weight and input gradients); recomputation adds forward work.
 TRAIN_FORWARD_MULTIPLIER = {"none": 3.0, "full": 4.0}
@@ -30,7 +30,7 @@ class FlopSplit:
 
 
 def lm_head_flops_per_token(layout: Layout, tp: int = 1) -> float:
-    return 2.0 * -(-layout.vocab_size // tp) * layout.hidden_size
+    return 2.0 * vocab_per_rank(layout, tp) * layout.hidden_size
 
 
 def forward_flops(layout: Layout, tokens: int, *, cached: int = 0, logits_tokens: int = 1, tp: int = 1,

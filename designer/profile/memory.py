@@ -6,10 +6,10 @@ multiplies them by dtype sizes and counts.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 from designer.layout import Layout, LayoutError
-from designer.profile.blocks import BlockCost, block_costs
+from designer.profile.blocks import BlockCost, block_costs, vocab_per_rank
 from designer.profile.params import embedding_params
 
 
@@ -141,7 +141,7 @@ def activation_bytes_per_token(layout: Layout, *, act_dtype: str = "bf16", tp: i
 
 def logits_bytes_per_sequence(layout: Layout, *, tp: int = 1) -> float:
     """fp32 logits of one position (the last of each sequence in a prefill or decode step)."""
-    return -(-layout.vocab_size // tp) * 4
+    return vocab_per_rank(layout, tp) * 4
 
 
 def inference_activation_peak_bytes(layout: Layout, tokens: int, *, act_dtype: str = "bf16", tp: int = 1,
@@ -157,19 +157,27 @@ def inference_activation_peak_bytes(layout: Layout, tokens: int, *, act_dtype: s
 PREFILL_MODES = ("parallel", "chunked", "sequential")
 
 
-def prefill_pass_tokens(mode: str, batch: int, prompt: int, chunk: int = 8192) -> int:
-    """Tokens in the largest forward pass of prefilling `batch` prompts of `prompt` tokens.
+class PrefillSplit(NamedTuple):
+    passes: int              # forward passes
+    mean_tokens: float       # tokens per pass on average (every sequence of the batch together)
+    peak_tokens: int         # tokens in the largest pass (what the activation peak is sized by)
+
+
+def prefill_split(mode: str, batch: int, prompt: int, chunk: int = 8192) -> PrefillSplit:
+    """How prefilling `batch` prompts of `prompt` tokens is cut into forward passes: the one place it is written.
 
     parallel: every prompt whole in one pass (memory grows with the prompt); chunked: at most `chunk`
     tokens per pass across the batch, caches carried between passes (a vLLM-style token budget);
     sequential: one token of each sequence per pass (the Falcon Mamba article's second mode).
     """
+    total = batch * prompt
     if mode == "parallel":
-        return batch * prompt
+        return PrefillSplit(1, float(total), total)
     if mode == "chunked":
-        return min(batch * prompt, chunk)
+        passes = max(1, -(-total // chunk))
+        return PrefillSplit(passes, total / passes, min(total, chunk))
     if mode == "sequential":
-        return batch
+        return PrefillSplit(prompt, float(batch), batch)
     raise LayoutError(f"unknown prefill mode {mode!r}; allowed: {', '.join(PREFILL_MODES)}")
 
 
@@ -177,8 +185,8 @@ def prefill_activation_peak_bytes(layout: Layout, prompt: int, *, mode: str = "p
                                   batch: int = 1, act_dtype: str = "bf16", tp: int = 1,
                                   costs: dict[str, BlockCost] | None = None) -> float:
     """Peak transient memory of prefilling `batch` prompts of `prompt` tokens in a prefill mode
-    (`prefill_pass_tokens`), with the fp32 logits of each sequence's last position."""
-    tokens = prefill_pass_tokens(mode, batch, prompt, chunk)
+    (`prefill_split`), with the fp32 logits of each sequence's last position."""
+    tokens = prefill_split(mode, batch, prompt, chunk).peak_tokens
     return inference_activation_peak_bytes(layout, tokens, act_dtype=act_dtype, tp=tp, logits_tokens=batch,
                                            costs=costs)
 
@@ -216,8 +224,7 @@ def training_activation_bytes_per_token(layout: Layout, recompute: str = "none",
         raise LayoutError(f"unknown recompute mode {recompute!r}; allowed: {', '.join(RECOMPUTE)}")
     costs = block_costs(layout, tp) if costs is None else costs
     act = dtype_bytes(act_dtype)
-    vocab = -(-layout.vocab_size // tp)
-    logits = vocab * (act + 4)
+    logits = vocab_per_rank(layout, tp) * (act + 4)
     if recompute == "full":
         widest = max(block_activation_bytes_per_token(c, act_dtype) for c in costs.values())
         return layout.num_layers * layout.hidden_size * act + widest + logits

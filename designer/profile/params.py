@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from designer.layout import SYMBOLS, Layout
-from designer.profile.blocks import BlockCost, block_costs
+from designer.profile.blocks import BlockCost, block_costs, vocab_per_rank
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,7 @@ class ParamCounts:
 
 def embedding_params(layout: Layout, tp: int = 1) -> tuple[int, int, int]:
     """(input embedding, lm head, final norm) parameters on one rank (vocab split over tp ranks)."""
-    vocab = -(-layout.vocab_size // tp)
-    emb = vocab * layout.hidden_size
+    emb = vocab_per_rank(layout, tp) * layout.hidden_size
     return emb, 0 if layout.tie_word_embeddings else emb, layout.hidden_size
 
 

@@ -20,50 +20,11 @@ from dataclasses import asdict, dataclass, field
 
 from designer.layout import SYMBOLS, Layout, LayoutError
 from designer.profile import memory as mem
-from designer.profile.blocks import BlockCost, block_costs, expected_experts_hit
+from designer.profile.blocks import BlockCost, block_costs, expected_experts_hit, vocab_per_rank
 from designer.profile.hardware import Hardware, load_hardware
+from designer.profile.scenario import Scenario
 
 PREFILL_MODES = mem.PREFILL_MODES
-
-
-@dataclass(frozen=True)
-class Setup:
-    """How the model is served: precisions, parallelism, memory budget, prefill mode."""
-
-    precision: str = "bf16"          # GEMM weights and GEMM math: fp32 | bf16 | fp16 | fp8 | fp4
-    kv_dtype: str | None = None      # KV cache; None = the activation dtype (bf16, fp32 for an fp32 model)
-    state_dtype: str = "fp32"        # SSM recurrent state (mamba_ssm keeps it in fp32)
-    tp: int = 1
-    pp: int = 1
-    memory_utilization: float = 0.9  # share of GPU memory the server may use (vLLM's default 0.9)
-    prefill_mode: str = "chunked"    # parallel | chunked | sequential
-    prefill_chunk: int = 8192        # tokens per chunked-prefill pass (vLLM-style max batched tokens)
-
-    def __post_init__(self) -> None:
-        mem.precision(self.precision)
-        if self.kv_dtype is not None:
-            mem.dtype_bytes(self.kv_dtype)
-        mem.dtype_bytes(self.state_dtype)
-        for name in ("tp", "pp", "prefill_chunk"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise LayoutError(f"{name} must be an integer >= 1, got {value!r}")
-        if not (0.0 < self.memory_utilization <= 1.0):
-            raise LayoutError(f"memory_utilization must be in (0, 1], got {self.memory_utilization!r}")
-        if self.prefill_mode not in PREFILL_MODES:
-            raise LayoutError(f"unknown prefill mode {self.prefill_mode!r}; allowed: {', '.join(PREFILL_MODES)}")
-
-    @property
-    def act_dtype(self) -> str:
-        return mem.activation_dtype(self.precision)
-
-    @property
-    def kv(self) -> str:
-        return self.kv_dtype or self.act_dtype
-
-    @property
-    def gpus(self) -> int:
-        return self.tp * self.pp
 
 
 @dataclass(frozen=True)
@@ -134,15 +95,17 @@ def split_stages(pattern: str, pp: int) -> list[str]:
 
 @dataclass
 class Roofline:
-    """A layout prepared for one hardware profile and setup; every method is plain arithmetic."""
+    """A layout prepared for one hardware profile and serving scenario; every method is plain arithmetic.
+    `scenario` is held resolved (tp / pp filled in from the layout where the scenario leaves them None)."""
 
     layout: Layout
     hardware: Hardware
-    setup: Setup = field(default_factory=Setup)
+    scenario: Scenario = field(default_factory=Scenario)
 
     def __post_init__(self) -> None:
         self.hardware = load_hardware(self.hardware)
-        lay, s, hw = self.layout, self.setup, self.hardware
+        self.scenario = self.scenario.resolve(self.layout)
+        lay, s, hw = self.layout, self.scenario, self.hardware
         self.costs: dict[str, BlockCost] = block_costs(lay, s.tp)
         eff = hw.efficiency
         self.act_bytes = mem.dtype_bytes(s.act_dtype)
@@ -158,7 +121,7 @@ class Roofline:
         self.kv_rate = hw.memory_bandwidth_bytes_per_s * eff.kv_memory              # KV cache read in decode
         self.kernel_s = eff.kernel_overhead_s
         self.capacity_bytes = hw.memory_bytes * s.memory_utilization
-        self.vocab_rank = -(-lay.vocab_size // s.tp)
+        self.vocab_rank = vocab_per_rank(lay, s.tp)
         self.head_weight_bytes = self.vocab_rank * lay.hidden_size * self.act_bytes
         self.logits_bytes = mem.logits_bytes_per_sequence(lay, tp=s.tp)
         self.stages = [self._stage(p, i == 0, i == s.pp - 1) for i, p in enumerate(split_stages(lay.pattern, s.pp))]
@@ -170,7 +133,7 @@ class Roofline:
                 + (c.params - c.matmul_params) * self.act_bytes
 
     def _stage(self, pattern: str, first: bool, last: bool) -> Stage:
-        lay, s, costs = self.layout, self.setup, self.costs
+        lay, s, costs = self.layout, self.scenario, self.costs
         counts = {sym: pattern.count(sym) for sym in SYMBOLS}
         ssm = mem.ssm_state_bytes_per_sequence(lay, s.state_dtype, tp=s.tp, costs=costs, counts=counts)
         conv = mem.conv_state_bytes_per_sequence(lay, s.act_dtype, tp=s.tp, costs=costs, counts=counts)
@@ -193,7 +156,7 @@ class Roofline:
 
     def _allreduce_s(self, tokens: float) -> float:
         """Ring all-reduce of one block's output over the tensor-parallel group."""
-        tp = self.setup.tp
+        tp = self.scenario.tp
         if tp == 1:
             return 0.0
         size = tokens * self.layout.hidden_size * self.act_bytes
@@ -211,15 +174,9 @@ class Roofline:
 
     # ---- prefill -----------------------------------------------------------------------------------
     def prefill_passes(self, batch: int, prompt: int) -> tuple[int, float]:
-        """(forward passes, tokens per pass) for prefilling `batch` prompts in the setup's mode."""
-        total = batch * prompt
-        mode = self.setup.prefill_mode
-        if mode == "parallel":
-            return 1, float(total)
-        if mode == "sequential":
-            return prompt, float(batch)
-        passes = max(1, -(-total // self.setup.prefill_chunk))
-        return passes, total / passes
+        """(forward passes, tokens per pass) for prefilling `batch` prompts in the scenario's mode."""
+        split = mem.prefill_split(self.scenario.prefill_mode, batch, prompt, self.scenario.prefill_chunk)
+        return split.passes, split.mean_tokens
 
     def prefill_s(self, batch: int, prompt: int) -> float:
         """Time to prefill `batch` prompts of `prompt` tokens and produce each one's first token (TTFT)."""
@@ -288,13 +245,13 @@ class Roofline:
         tps = batch * gen / e2e if e2e > 0 else 0.0
         return RequestTiming(batch=batch, prompt=prompt, gen=gen, ttft_s=ttft,
                              tpot_s=decode / steps if steps else first, tpot_first_s=first, tpot_last_s=last,
-                             e2e_s=e2e, output_tokens_per_s=tps, output_tokens_per_s_per_gpu=tps / self.setup.gpus)
+                             e2e_s=e2e, output_tokens_per_s=tps, output_tokens_per_s_per_gpu=tps / self.scenario.gpus)
 
     # ---- memory and capacity -----------------------------------------------------------------------
     def _workspace(self, stage: Stage, batch: int, prompt: int) -> float:
         """Activation bytes of the prefill (the largest transient) on one stage."""
-        s = self.setup
-        tokens = mem.prefill_pass_tokens(s.prefill_mode, batch, prompt, s.prefill_chunk)
+        s = self.scenario
+        tokens = mem.prefill_split(s.prefill_mode, batch, prompt, s.prefill_chunk).peak_tokens
         return tokens * stage.activation_bytes_per_token + (batch * self.logits_bytes if stage.head else 0.0)
 
     def memory(self, batch: int, context: int, *, prompt: int | None = None) -> MemoryBreakdown:
@@ -314,14 +271,14 @@ class Roofline:
 
     def max_batch(self, prompt: int, gen: int) -> int:
         """Largest batch whose weights, caches at prompt + gen tokens and prefill workspace fit
-        (`memory.prefill_pass_tokens` written as a slope per sequence and a cap, solved in closed form)."""
-        mode, best = self.setup.prefill_mode, None
+        (`memory.prefill_split`'s largest pass written as a slope per sequence and a cap, solved in closed form)."""
+        mode, best = self.scenario.prefill_mode, None
         for st in self.stages:
             per_seq = st.kv_bytes_per_token * (prompt + gen) + st.state_bytes_per_sequence \
                 + (self.logits_bytes if st.head else 0.0)
             act = st.activation_bytes_per_token
             ws_per_seq, ws_cap = (act, math.inf) if mode == "sequential" else \
-                (prompt * act, self.setup.prefill_chunk * act if mode == "chunked" else math.inf)
+                (prompt * act, self.scenario.prefill_chunk * act if mode == "chunked" else math.inf)
             n = _largest(self.capacity_bytes - st.weights_bytes, per_seq, ws_per_seq, ws_cap)
             if n is not None:          # None: nothing on this stage grows with the batch
                 best = n if best is None else min(best, n)
@@ -330,7 +287,7 @@ class Roofline:
     def max_context(self, batch: int = 1) -> int | None:
         """Longest context (prompt + generated tokens) that fits for `batch` sequences; None = unbounded
         (no KV cache and a prefill workspace that stops growing with the prompt)."""
-        mode, best = self.setup.prefill_mode, None
+        mode, best = self.scenario.prefill_mode, None
         for st in self.stages:
             act = st.activation_bytes_per_token
             room = self.capacity_bytes - st.weights_bytes - batch * st.state_bytes_per_sequence \
@@ -340,7 +297,7 @@ class Roofline:
                 ws_per_token, ws_cap = 0.0, 0.0
             else:
                 ws_per_token = batch * act
-                ws_cap = self.setup.prefill_chunk * act if mode == "chunked" else math.inf
+                ws_cap = self.scenario.prefill_chunk * act if mode == "chunked" else math.inf
             n = _largest(room, batch * st.kv_bytes_per_token, ws_per_token, ws_cap)
             if n is not None:
                 best = n if best is None else min(best, n)

@@ -7,10 +7,10 @@ optional `Fix`. Rules are selected by rule-set name (`structural`, `nemotron-h`,
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
 
-from designer.layout import SYMBOLS, Layout, LayoutError
+from designer.layout import Layout, LayoutError
 
 SEVERITIES = ("error", "warning", "info")
 ALWAYS_ON = ("structural", "constraints")
@@ -171,18 +171,6 @@ def fix_all(layout: Layout, rule_sets: Iterable[str] | None = None, *, max_steps
     return layout, changes, check(layout, rule_sets)
 
 
-def iter_layers(layout: Layout, symbol: str) -> Iterator[int]:
-    return (i for i, s in enumerate(layout.pattern) if s == symbol)
-
-
-def kind_name(symbol: str) -> str:
-    return SYMBOLS.get(symbol, f"unknown {symbol!r}")
-
-
 def violations_to_json(layout: Layout, violations: list[Violation]) -> dict:
     return {"layout": layout.name, "ok": not has_errors(violations),
             "violations": [v.to_dict() for v in violations]}
-
-
-def as_dict(fix: Fix | None) -> dict | None:
-    return asdict(fix) if fix else None

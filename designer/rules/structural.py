@@ -90,12 +90,11 @@ def moe_topk(ctx: Context) -> Iterator[Hit]:
                   f"expected top_k <= {e.num_experts}")
 
 
-@rule("ST007", "structural", "error", "not divisible by the tensor-parallel size",
-      "Tensor parallelism splits heads, groups and FFN columns evenly across GPUs (Megatron-LM).")
-def tensor_parallel(ctx: Context) -> Iterator[Hit]:
-    lay, tp = ctx.layout, ctx.layout.parallel.tensor
-    if tp <= 1:
-        return
+def tensor_parallel_sizes(layout) -> list[tuple[str, str, int]]:
+    """(symbol, name, size) of every size tensor parallelism splits evenly over the ranks (Megatron-LM):
+    attention and KV heads, Mamba-2 heads and groups (Mamba-1 d_inner), MLP and expert FFN columns. ST007
+    and the exporter's TP/PP suggestion both read this list."""
+    lay = layout
     checks: list[tuple[str, str, int]] = []
     if lay.attention is not None and ATTENTION in lay.pattern:
         checks += [(ATTENTION, "attention.num_heads", lay.attention.num_heads),
@@ -111,7 +110,21 @@ def tensor_parallel(ctx: Context) -> Iterator[Hit]:
         checks += [(MOE, "moe.intermediate_size", lay.moe.intermediate_size)]
         if lay.moe.shared_intermediate_size:
             checks += [(MOE, "moe.shared_intermediate_size", lay.moe.shared_intermediate_size)]
-    for sym, name, value in checks:
+    return checks
+
+
+def tensor_parallel_divides(layout, tp: int) -> bool:
+    """Whether `tp` ranks split every size in `tensor_parallel_sizes` evenly."""
+    return all(value % tp == 0 for _, _, value in tensor_parallel_sizes(layout))
+
+
+@rule("ST007", "structural", "error", "not divisible by the tensor-parallel size",
+      "Tensor parallelism splits heads, groups and FFN columns evenly across GPUs (Megatron-LM).")
+def tensor_parallel(ctx: Context) -> Iterator[Hit]:
+    lay, tp = ctx.layout, ctx.layout.parallel.tensor
+    if tp <= 1:
+        return
+    for sym, name, value in tensor_parallel_sizes(lay):
         if value % tp:
             yield Hit(_first(lay, sym), f"{name} {value} is not divisible by parallel.tensor {tp}; "
                       f"expected a multiple of {tp}")

@@ -3,23 +3,23 @@ synthetic tasks, rank them (rich table, plotly HTML report, or one JSON document
 
 Each candidate gets a proxy-job directory like the one `designer export` writes (model.py, train_proxy.py,
 proxy_tasks.py, proxy_layout.json, proxy.yaml); the job runs in this process, or under torchrun with
---nproc N. Candidates are ranked by mean answer accuracy over the tasks, then by final loss.
+--nproc N. Candidates are ranked by mean answer accuracy over the tasks, then by final loss
+(designer.measure.runs does the work; this module reads the options and prints).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from designer.cliutil import UsageError, emit_json, load_or_fail, nonnegative_int, positive_int
-from designer.layout import atomic_write_text
+from designer.measure.proxy import DEFAULT_HIDDEN, DEFAULT_LAYERS, load_trainer, size_flags_error
+from designer.measure.runs import RunError, prepare_jobs, rank, run_all  # noqa: F401  (rank: re-exported)
+from designer.present.report import write_proxy_report
 
 def build_parser(parser: argparse.ArgumentParser) -> None:
-    from designer.export.proxy import DEFAULT_HIDDEN, DEFAULT_LAYERS, load_trainer
     trainer = load_trainer()
     d = trainer.ProxyConfig()
     parser.add_argument("layouts", nargs="+", metavar="LAYOUT", help="layout YAML, HF config.json, or preset name")
@@ -49,7 +49,6 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_tasks(task: str, params: list[str]) -> dict[str, dict[str, Any]]:
-    from designer.export.proxy import load_trainer
     known = list(load_trainer().tasks.TASKS)
     names = known if task.strip() == "all" else [t.strip() for t in task.split(",") if t.strip()]
     if not names:
@@ -69,66 +68,11 @@ def parse_tasks(task: str, params: list[str]) -> dict[str, dict[str, Any]]:
     return tasks
 
 
-def prepare_jobs(args: argparse.Namespace, root: Path) -> list[tuple[str, Path, dict[str, Any]]]:
-    """One proxy-job directory per candidate: (name, directory, config)."""
-    from designer.export.proxy import write_proxy_files
-
-    options = {"tasks": parse_tasks(args.task, args.task_param), "steps": args.steps,
-               "batch_size": args.batch_size, "lr": args.lr, "seq_len": args.seq_len, "vocab_size": args.vocab,
-               "seed": args.seed, "device": args.device}
-    jobs, seen = [], set()
-    for ref in args.layouts:
-        layout = load_or_fail(ref)
-        name, k = layout.name, 2
-        while name in seen:
-            name, k = f"{layout.name}-{k}", k + 1
-        seen.add(name)
-        job_dir = root / name
-        config = write_proxy_files(layout, job_dir, hidden=args.proxy_hidden, layers=args.proxy_layers,
-                                   scale=args.proxy_scale, copy_model=True, **options)
-        for key, flag in (("batch_size", "--batch-size"), ("eval_batch_size", "eval_batch_size")):
-            if config[key] % args.nproc:
-                raise UsageError(f"{flag} {config[key]} must be divisible by --nproc {args.nproc} "
-                                 "(each process takes an equal slice of the global batch)")
-        jobs.append((name, job_dir, config))
-    return jobs
-
-
-def run_job(job_dir: Path, nproc: int, quiet: bool) -> dict[str, Any]:
-    """Train one proxy: in this process, or under torchrun; returns its metrics."""
-    from designer.export.proxy import load_trainer
-
-    if nproc == 1:
-        trainer = load_trainer()
-        try:
-            return trainer.train(trainer.load_config(job_dir / "proxy.yaml"), root=job_dir, quiet=quiet)
-        except trainer.ConfigError as e:
-            raise UsageError(str(e)) from None
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "train_proxy.py"] + (["--quiet"] if quiet else [])
-    done = subprocess.run(cmd, cwd=job_dir, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
-    if done.returncode != 0:
-        lines = done.stderr.strip().splitlines()
-        ours = [line for line in lines if "train_proxy.py: error:" in line]   # the trainer's own message
-        tail = "\n".join(dict.fromkeys(ours) if ours else lines[-5:])
-        raise UsageError(f"{' '.join(cmd)} in {job_dir} failed (exit {done.returncode}):\n{tail}")
-    return json.loads((job_dir / "metrics.json").read_text())
-
-
-def rank(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Best first: higher mean accuracy, then lower final loss; a diverged run (NaN loss) goes last."""
-    import math
-
-    def key(r: dict[str, Any]) -> tuple[float, float]:
-        acc, loss = r["mean_accuracy"], r["final_loss"]
-        return (-acc if math.isfinite(acc) else math.inf, loss if math.isfinite(loss) else math.inf)
-    return sorted(results, key=key)
-
-
-def summary(name: str, layout_pattern: str, m: dict[str, Any]) -> dict[str, Any]:
-    keys = ("params", "initial_loss", "final_loss", "accuracy", "mean_accuracy", "tokens_per_s",
-            "peak_memory_bytes", "peak_memory_kind", "train_s", "device", "world_size", "loss")
-    return {"name": name, "proxy": m["name"], "proxy_pattern": layout_pattern, **{k: m[k] for k in keys}}
+def trainer_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The trainer's ProxyConfig fields the options set (None keeps the trainer's default)."""
+    return {"tasks": parse_tasks(args.task, args.task_param), "steps": args.steps, "batch_size": args.batch_size,
+            "lr": args.lr, "seq_len": args.seq_len, "vocab_size": args.vocab, "seed": args.seed,
+            "device": args.device}
 
 
 def print_table(ranked: list[dict[str, Any]], tasks: list[str], settings: str) -> None:
@@ -145,44 +89,26 @@ def print_table(ranked: list[dict[str, Any]], tasks: list[str], settings: str) -
     Console(highlight=False).print(table)
 
 
-def write_report(path: str | Path, ranked: list[dict[str, Any]], tasks: list[str], settings: str) -> None:
-    """Loss curves and per-task accuracy bars in one self-contained HTML file (plotly.js embedded)."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-    fig = make_subplots(rows=1, cols=2, subplot_titles=["training loss (answer positions)",
-                                                        "accuracy on answer positions"])
-    for r in ranked:
-        fig.add_trace(go.Scatter(x=list(range(1, len(r["loss"]) + 1)), y=r["loss"], name=r["name"],
-                                 legendgroup=r["name"], mode="lines"), row=1, col=1)
-        fig.add_trace(go.Bar(x=tasks, y=[r["accuracy"][t] for t in tasks], name=r["name"], legendgroup=r["name"],
-                             showlegend=False), row=1, col=2)
-    fig.update_xaxes(title_text="step", row=1, col=1)
-    fig.update_yaxes(type="log", title_text="cross-entropy", row=1, col=1)
-    fig.update_yaxes(range=[0, 1], tickformat=".0%", row=1, col=2)
-    fig.update_layout(title=f"Proxy training: {settings}", barmode="group", height=500)
-    atomic_write_text(path, fig.to_html(include_plotlyjs=True, full_html=True))
-
-
 def run(args: argparse.Namespace) -> int:
-    from designer.export.proxy import size_flags_error
     if error := size_flags_error(args.proxy_hidden, args.proxy_layers, args.proxy_scale):
         raise UsageError(error)
+    layouts = [load_or_fail(ref) for ref in args.layouts]
+    options = trainer_options(args)
     with tempfile.TemporaryDirectory(prefix="designer-proxy-") as tmp:
         root = Path(args.out) if args.out else Path(tmp)
-        jobs = prepare_jobs(args, root)
-        results = []
-        for name, job_dir, _config in jobs:
-            metrics = run_job(job_dir, args.nproc, args.quiet)
-            pattern = json.loads((job_dir / "proxy_layout.json").read_text())["pattern"]
-            results.append(summary(name, pattern, metrics))
+        try:
+            jobs = prepare_jobs(layouts, root, nproc=args.nproc, hidden=args.proxy_hidden, layers=args.proxy_layers,
+                                scale=args.proxy_scale, **options)
+            ranked = run_all(jobs, args.nproc, args.quiet)
+        except RunError as e:
+            raise UsageError(str(e)) from None
     config = jobs[0][2]
     tasks = list(config["tasks"])
     settings = (f"{', '.join(tasks)}; {config['steps']} steps x {config['batch_size']} x {config['seq_len']} "
-                f"tokens, vocab {config['vocab_size']}, seed {config['seed']}, {results[0]['device']}")
-    ranked = rank(results)
+                f"tokens, vocab {config['vocab_size']}, seed {config['seed']}, {ranked[0]['device']}")
     report = args.report or None
     if report:
-        write_report(report, ranked, tasks, settings)
+        write_proxy_report(report, ranked, tasks, settings)
     if args.json:
         emit_json({"settings": {k: config[k] for k in ("tasks", "steps", "batch_size", "seq_len", "vocab_size",
                                                        "lr", "seed")},

@@ -1,5 +1,7 @@
-"""Plotly figure builders for the app. They draw what the library computed; they compute nothing themselves
-(only units change: bytes -> GiB, seconds -> ms).
+"""Plotly figure builders for the app and the HTML reports (`designer compare --html`, `designer proxy`).
+They draw what the library computed; they compute nothing themselves (only units change: bytes -> GiB,
+seconds -> ms). `compare_figures` is the one set of comparison charts: the app's Compare page and the
+HTML report both draw it.
 
 Figures are built as plain trace/layout dicts and wrapped without plotly's per-property validation
 (`figure()`): validating ~30 traces of 64 points costs 40-50 ms a figure, a sixth of the 300 ms an
@@ -23,7 +25,7 @@ ROW_RANGE = (8, 16)    # layers per row of the strip: wide enough cells for 3-di
 FONT = {"family": "Source Sans Pro, sans-serif", "size": 13}
 GIB = 2 ** 30
 LAYOUT_COLOURS = ("#4C78A8", "#F58518", "#54A24B", "#B279A2", "#E45756", "#72B7B2", "#9D755D", "#FF9DA6")
-# memory stack: same order and meaning as the HTML report of `designer compare --html`
+# memory stack, bottom to top
 MEMORY_STACK = (("weights_bytes", "weights", "#8C8C8C"), ("kv_cache_bytes", "KV cache", "#E45756"),
                 ("ssm_state_bytes", "SSM + conv state", "#54A24B"), ("activation_bytes", "activations", "#EECA3B"))
 PARAM_PARTS = (("embedding", "embedding"), ("lm_head", "LM head"), ("mamba", "Mamba"), ("attention", "attention"),
@@ -354,7 +356,7 @@ def max_batch_vs_context_figure(sweeps: list[dict], names: list[str] | None = No
                      "hovertemplate": f"{names[i]}<br>%{{x:,}} tokens: batch %{{y:,}}<extra></extra>"})
     batches = [b for s in sweeps for b in s["max_batch_vs_context"]["max_batch"] if b > 0]
     vals, labels = log_ticks(min(batches), max(batches)) if batches else ([], [])
-    lay = _merge(base_layout(height=400, title=f"What fits: max batch vs prompt (+{gen:,} generated)"),
+    lay = _merge(base_layout(height=400, title=f"What fits: Max batch vs prompt length (+{gen:,} generated)"),
                  {"xaxis": _tokens_axis("prompt (tokens)"),
                   "yaxis": {"type": "log", "title": {"text": "max batch (sequences)"}, "tickvals": vals,
                             "ticktext": labels}})
@@ -372,8 +374,43 @@ def throughput_at_max_batch_figure(profiles: list[dict], names: list[str]) -> go
              "hovertemplate": "%{y}: %{x:,.1f} output tokens/s per GPU<extra></extra>"}]
     s = profiles[0]["setup"]
     lay = _merge(base_layout(height=110 + 48 * len(names), legend=False, top=60,
-                             title=f"Throughput at max batch ({s['prompt']:,} in / {s['gen']:,} out tokens)"),
+                             title=f"Throughput vs batch: at the largest batch that fits ({s['prompt']:,} in / "
+                                   f"{s['gen']:,} out tokens)"),
                  {"margin": {"r": 20}, "yaxis": {"autorange": "reversed"},
                   "xaxis": {"title": {"text": "output tokens/s per GPU"}, "rangemode": "tozero",
                             "range": [0, max(vals + [1]) * 1.35]}})
+    return figure(data, lay)
+
+
+def compare_figures(profiles: list[dict], sweeps: list[dict], names: list[str] | None = None) -> list[go.Figure]:
+    """The comparison charts, in page order: memory vs context, latency vs context, throughput at the largest
+    batch that fits, max batch vs prompt length. The app's Compare page and `designer compare --html` draw
+    exactly these."""
+    names = names or [p["layout"] for p in profiles]
+    gen = profiles[0]["setup"]["gen"]
+    return [memory_vs_context_figure(sweeps, names), latency_vs_context_figure(sweeps, names),
+            throughput_at_max_batch_figure(profiles, names), max_batch_vs_context_figure(sweeps, names, gen=gen)]
+
+
+# --------------------------------------------------------------------------------------------------
+# Proxy training: loss curves and accuracy per task
+
+
+def proxy_figure(ranked: list[dict], tasks: list[str], settings: str) -> go.Figure:
+    """Training loss (log) per step and accuracy per task, one colour per candidate."""
+    entries, _ = grid(1, 2, hgap=0.1, titles=["training loss (answer positions)", "accuracy on answer positions"])
+    data: list[dict] = []
+    for i, r in enumerate(ranked):
+        colour = layout_colour(i)
+        data.append({"type": "scatter", "x": list(range(1, len(r["loss"]) + 1)), "y": r["loss"], "name": r["name"],
+                     "legendgroup": r["name"], "mode": "lines", "line": {"color": colour}})
+        data.append({"type": "bar", "x": tasks, "y": [r["accuracy"][t] for t in tasks], "name": r["name"],
+                     "legendgroup": r["name"], "showlegend": False, "marker": {"color": colour},
+                     "xaxis": "x2", "yaxis": "y2"})
+    entries["xaxis"].update({"title": {"text": "step"}})
+    entries["yaxis"].update({"type": "log", "title": {"text": "cross-entropy"}})
+    entries["yaxis2"].update({"range": [0, 1], "tickformat": ".0%", "title": {"text": "accuracy"}})
+    lay = base_layout(height=500, title=f"Proxy training: {settings}", top=104)
+    lay.update(entries)
+    lay["barmode"] = "group"
     return figure(data, lay)

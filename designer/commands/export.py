@@ -9,6 +9,7 @@ import argparse
 import sys
 
 from designer.cliutil import EXIT_OK, EXIT_VIOLATIONS, UsageError, emit_json, load_or_fail, positive_int
+from designer.commands.validate import add_rules_option, parse_rules
 
 
 def build_parser(parser: argparse.ArgumentParser) -> None:
@@ -17,8 +18,7 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="replace an existing export directory")
     parser.add_argument("--allow-violations", action="store_true",
                         help="export even when the layout has rule errors (they are listed in README.md)")
-    parser.add_argument("--rules", action="append", default=None, metavar="SET",
-                        help="rule sets / ids to check (default: the layout's own `rules:`)")
+    add_rules_option(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     proxy = parser.add_argument_group("proxy-training job (train_proxy.py, proxy.yaml; docs/proxy.md)")
     proxy.add_argument("--proxy-hidden", type=positive_int, metavar="N", help="proxy hidden size (default 256)")
@@ -32,7 +32,7 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
 
 def proxy_options(args: argparse.Namespace) -> dict:
     """The export's proxy options; None values keep the trainer's defaults."""
-    from designer.export.proxy import size_flags_error
+    from designer.measure.proxy import size_flags_error
     if error := size_flags_error(args.proxy_hidden, args.proxy_layers, args.proxy_scale):
         raise UsageError(error)
     tasks = None
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from designer.export.model_export import ExportError, ExportRefused, export_layout
 
     layout = load_or_fail(args.layout)
-    rules = [s.strip() for v in args.rules for s in v.split(",") if s.strip()] if args.rules else None
+    rules = parse_rules(args.rules)
     try:
         result = export_layout(layout, args.output, force=args.force, allow_violations=args.allow_violations,
                                rule_sets=rules, proxy_options=proxy_options(args))

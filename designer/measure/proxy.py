@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from pathlib import Path
 from typing import Any
 
+from designer.export.template import TEMPLATES, load_template, template_text  # noqa: F401  (TEMPLATES: re-exported)
 from designer.layout import (Constraints, Layout, LayoutError, ParallelConfig, atomic_write_text,
                              layout_to_dict)
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
 PROXY_FILES = ("train_proxy.py", "proxy_tasks.py")   # copied verbatim into every proxy directory
 PROXY_LAYOUT_FILE = "proxy_layout.json"
 DEFAULT_HIDDEN = 256
@@ -197,15 +196,7 @@ def proxy_layout(layout: Layout, *, hidden: int | None = None, layers: int | Non
 
 def load_trainer():
     """The train_proxy template as a module (imports torch)."""
-    import importlib.util
-    import sys
-    name = "designer_export_train_proxy"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, TEMPLATES / "train_proxy.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load_template("train_proxy.py")
 
 
 def proxy_config(name: str, **options) -> dict[str, Any]:
@@ -238,7 +229,7 @@ def write_proxy_files(layout: Layout, out_dir: str | Path, *, hidden: int | None
                          seq_len=config["seq_len"])
     out.mkdir(parents=True, exist_ok=True)
     for f in PROXY_FILES + (("model.py",) if copy_model else ()):
-        atomic_write_text(out / f, (TEMPLATES / f).read_text())
+        atomic_write_text(out / f, template_text(f))
     atomic_write_text(out / PROXY_LAYOUT_FILE, json.dumps(layout_to_dict(proxy, full=True), indent=1) + "\n")
     atomic_write_text(out / "proxy.yaml", json.dumps(config, indent=1) + "\n")
     return config

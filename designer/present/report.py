@@ -1,0 +1,46 @@
+"""Self-contained HTML reports: `designer compare --html` (a summary table and `figures.compare_figures`,
+the same charts the app's Compare page draws) and `designer proxy --report` (`figures.proxy_figure`).
+plotly.js is embedded once, so a file opens offline.
+"""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+from designer.layout import atomic_write_text
+from designer.present.format import ROWS, row_value, setup_line
+
+
+def summary_table(profiles: list[dict[str, Any]]) -> str:
+    head = "".join(f"<th>{html.escape(p['layout'])}</th>" for p in profiles)
+    rows = []
+    for _, label, path, fmt in ROWS:
+        cells = "".join(f"<td>{html.escape(row_value(p, path, fmt))}</td>" for p in profiles)
+        rows.append(f"<tr><th>{html.escape(label)}</th>{cells}</tr>")
+    return f"<table><tr><th>metric</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def render_report(profiles: list[dict[str, Any]], sweeps: list[dict[str, Any]]) -> str:
+    import plotly.io as pio
+
+    from designer.present.figures import compare_figures
+    figures = compare_figures(profiles, sweeps)
+    divs = [pio.to_html(f, full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figures)]
+    notes = "".join(f"<li>{html.escape(a)}</li>" for a in profiles[0]["assumptions"])
+    title = "designer compare: " + ", ".join(p["layout"] for p in profiles)
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th:first-child{text-align:left}</style>"
+            f"</head><body><h1>{html.escape(title)}</h1><p>{html.escape(setup_line(profiles[0]))}</p>"
+            f"{summary_table(profiles)}<h2>Assumptions</h2><ul>{notes}</ul>{''.join(divs)}</body></html>")
+
+
+def write_report(path: str | Path, profiles: list[dict[str, Any]], sweeps: list[dict[str, Any]]) -> None:
+    atomic_write_text(path, render_report(profiles, sweeps))
+
+
+def write_proxy_report(path: str | Path, ranked: list[dict[str, Any]], tasks: list[str], settings: str) -> None:
+    """Loss curves and per-task accuracy bars of a proxy ranking in one HTML file."""
+    from designer.present.figures import proxy_figure
+    atomic_write_text(path, proxy_figure(ranked, tasks, settings).to_html(include_plotlyjs=True, full_html=True))
