@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from designer.layout import ATTENTION, MAMBA, MLP, MOE, Layout, LayoutError, layout_from_dict
+from designer.layout import ATTENTION, CONFIG_READERS, MAMBA, MLP, MOE, Layout, LayoutError, layout_from_dict
 
 # nemotron_h layer-type names, old (hybrid_override_pattern era) and new (layers_block_type lists)
 _NH_TYPE_TO_SYMBOL = {"mamba": MAMBA, "linear_attention": MAMBA, "attention": ATTENTION, "full_attention": ATTENTION,
@@ -308,3 +308,13 @@ def _rope_theta(data: dict) -> float:
         return float(data["rope_theta"])
     params = data.get("rope_parameters") or data.get("rope_scaling") or {}
     return float(params.get("rope_theta", 10000.0)) if isinstance(params, dict) else 10000.0
+
+
+def read_config(data: dict[str, Any], source: str | None = None) -> Layout | None:
+    """A parsed file as a layout when it is a Hugging Face config.json (it has a `model_type` and no pattern)."""
+    if "model_type" in data and "pattern" not in data:
+        return layout_from_hf_config(data, source=source)
+    return None
+
+
+CONFIG_READERS.append(read_config)     # load_layout / layout_from_text accept a config.json anywhere

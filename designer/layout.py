@@ -16,7 +16,7 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import yaml
 
@@ -49,7 +49,7 @@ class LayoutError(ValueError):
 
     def __init__(self, message: str, *, source: str | None = None, key: str | None = None,
                  layer: int | None = None):
-        self.source, self.key, self.layer = source, key, layer
+        self.source, self.key, self.layer, self.message = source, key, layer, message
         where = []
         if source:
             where.append(str(source))
@@ -58,6 +58,162 @@ class LayoutError(ValueError):
         if layer is not None:
             where.append(f"layer {layer}")
         super().__init__(f"{': '.join([', '.join(where)]) + ': ' if where else ''}{message}")
+
+    def at(self, source: str | None) -> "LayoutError":
+        """The same error, naming the file it came from."""
+        return LayoutError(self.message, source=source, key=self.key, layer=self.layer) if source else self
+
+
+# --------------------------------------------------------------------------------------------------
+# The schema: what every field accepts, written once. The loader (`layout_from_dict`) converts a file's
+# values with it, every config class checks itself with it on construction (so `Layout.replace` and
+# `with_pattern` cannot make an invalid layout), ST003 reads its size fields and the app's editor its bounds.
+
+
+def _did_you_mean(key: str, allowed: Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _check_keys(data: dict, cls: type, where: str, source: str | None) -> None:
+    allowed = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if not isinstance(key, str) or key not in allowed:
+            raise LayoutError(f"unknown key{_did_you_mean(str(key), allowed)}; allowed: {', '.join(allowed)}",
+                              source=source, key=f"{where}{key}")
+
+
+def _as_int(value: Any, key: str, source: str | None, *, minimum: int = 1, maximum: int = MAX_DIM) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(value, float)
+                                                                          and not value.is_integer()):
+        raise LayoutError(f"must be an integer, got {value!r}", source=source, key=key)
+    value = int(value)
+    if value < minimum:
+        raise LayoutError(f"must be >= {minimum}, got {value}", source=source, key=key)
+    if value > maximum:
+        raise LayoutError(f"must be <= {maximum}, got {value} (an absurd size; typo?)", source=source, key=key)
+    return value
+
+
+def _as_float(value: Any, key: str, source: str | None, *, minimum: float = 0.0, maximum: float = math.inf,
+              strict_min: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise LayoutError(f"must be a number, got {value!r}", source=source, key=key)
+    value = float(value)
+    if not math.isfinite(value) or (value <= minimum if strict_min else value < minimum) or value > maximum:
+        rel = ">" if strict_min else ">="
+        raise LayoutError(f"must be a finite number {rel} {minimum}" + (f" and <= {maximum}" if math.isfinite(maximum)
+                          else "") + f", got {value!r}", source=source, key=key)
+    return value
+
+
+def _as_bool(value: Any, key: str, source: str | None) -> bool:
+    if not isinstance(value, bool):
+        raise LayoutError(f"must be true or false, got {value!r}", source=source, key=key)
+    return value
+
+
+def _as_choice(value: Any, key: str, source: str | None, choices: Iterable[Any]) -> Any:
+    choices = list(choices)
+    if value not in choices:
+        hint = _did_you_mean(str(value), [str(c) for c in choices])
+        raise LayoutError(f"got {value!r}{hint}; allowed: {', '.join(map(str, choices))}", source=source, key=key)
+    return value
+
+
+
+@dataclass(frozen=True)
+class Check:
+    """What one field accepts: an integer / number in [minimum, maximum], a boolean, one of `choices`, a string;
+    `optional`: None too; `auto`: the string "auto" too."""
+
+    kind: str                           # int | float | bool | choice | str | name | pattern | runs | rules
+    minimum: float = 1
+    maximum: float = MAX_DIM
+    choices: tuple = ()
+    optional: bool = False
+    auto: bool = False
+    inclusive: bool = False             # float: the minimum itself is allowed
+
+    @property
+    def is_size(self) -> bool:
+        """A width, count or kernel size: a positive integer (what ST003 checks)."""
+        return self.kind == "int" and self.minimum >= 1
+
+    def convert(self, value: Any, key: str, source: str | None = None) -> Any:
+        """The value as the layout holds it; LayoutError naming `key` and what is allowed when it is not one."""
+        if value is None and self.optional:
+            return None
+        if self.auto and value == "auto":
+            return "auto"
+        kind = self.kind
+        if kind == "int":
+            return _as_int(value, key, source, minimum=int(self.minimum), maximum=int(self.maximum))
+        if kind == "float":
+            return _as_float(value, key, source, minimum=self.minimum, maximum=self.maximum,
+                             strict_min=not self.inclusive)
+        if kind == "bool":
+            return _as_bool(value, key, source)
+        if kind == "choice":
+            return _as_choice(value, key, source, self.choices)
+        if kind == "str":
+            if not isinstance(value, str):
+                raise LayoutError(f"must be a string, got {value!r}", source=source, key=key)
+            return value
+        if kind == "name":
+            if not isinstance(value, str) or not NAME_RE.match(value):
+                raise LayoutError(f"must match [a-z0-9._-]+, got {value!r}", source=source, key=key)
+            return value
+        if kind == "pattern":
+            return parse_pattern(value, source=source)
+        if kind == "rules":
+            rules = [value] if isinstance(value, str) else value
+            if not isinstance(rules, (list, tuple)) or not all(isinstance(r, str) for r in rules):
+                raise LayoutError(f"must be a list of rule-set names, got {value!r}", source=source, key=key)
+            return tuple(rules)
+        if kind == "runs":
+            if not isinstance(value, dict):
+                raise LayoutError("must map a symbol (M * - E) to a run length, e.g. {M: 4}", source=source, key=key)
+            out = {}
+            for sym, n in value.items():
+                sym = KIND_TO_SYMBOL.get(sym, sym)
+                _as_choice(sym, f"{key}.{sym}", source, SYMBOLS)
+                out[sym] = _as_int(n, f"{key}.{sym}", source)
+            return out
+        raise AssertionError(f"unknown check kind {kind!r}")
+
+
+SIZE = Check("int")
+FLAG = Check("bool")
+
+
+def _f(default: Any, check: Check = SIZE) -> Any:
+    """A dataclass field with its check in the metadata (`default` a callable: a default factory)."""
+    if callable(default):
+        return field(default_factory=default, metadata={"check": check})
+    return field(default=default, metadata={"check": check})
+
+
+def schema(cls: type) -> dict[str, Check]:
+    """field name -> Check for a config class (the fields without a check are the nested blocks)."""
+    return {f.name: f.metadata["check"] for f in dataclasses.fields(cls) if "check" in f.metadata}
+
+
+def size_fields(cls: type) -> tuple[str, ...]:
+    """The fields of a config class that are positive integer sizes."""
+    return tuple(name for name, check in schema(cls).items() if check.is_size)
+
+
+def field_range(cls: type, name: str) -> tuple[int, int]:
+    """(minimum, maximum) an integer field accepts (the editor's widget bounds)."""
+    check = schema(cls)[name]
+    return int(check.minimum), int(check.maximum)
+
+
+def _validate(obj: Any, where: str) -> None:
+    """Check (and normalise: 4.0 -> 4, a rules list -> tuple) every field of a frozen config object."""
+    for name, check in schema(type(obj)).items():
+        object.__setattr__(obj, name, check.convert(getattr(obj, name), f"{where}{name}"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -68,19 +224,22 @@ class LayoutError(ValueError):
 class MambaConfig:
     """Mamba mixer. version 2 = Mamba-2 (SSD, multi-head), version 1 = Mamba-1 (selective scan)."""
 
-    version: int = 2
-    num_heads: int = 128            # v2
-    head_dim: int = 64              # v2; d_inner = num_heads * head_dim
-    n_groups: int = 8               # v2; B and C are shared within a group of heads
-    expand: int = 2                 # v1; d_inner = expand * hidden_size
-    dt_rank: int | str = "auto"     # v1; "auto" = ceil(hidden / 16)
-    state_size: int = 128
-    conv_kernel: int = 4
-    conv_bias: bool = True
-    proj_bias: bool = False
-    chunk_size: int = 128           # v2 SSD chunk length
+    version: int = _f(2, Check("choice", choices=(1, 2)))
+    num_heads: int = _f(128)            # v2
+    head_dim: int = _f(64)              # v2; d_inner = num_heads * head_dim
+    n_groups: int = _f(8)               # v2; B and C are shared within a group of heads
+    expand: int = _f(2)                 # v1; d_inner = expand * hidden_size
+    dt_rank: int | str = _f("auto", Check("int", auto=True))   # v1; "auto" = ceil(hidden / 16)
+    state_size: int = _f(128)
+    conv_kernel: int = _f(4)
+    conv_bias: bool = _f(True, FLAG)
+    proj_bias: bool = _f(False, FLAG)
+    chunk_size: int = _f(128)           # v2 SSD chunk length
     # v1 (Falcon Mamba): RMSNorms without weights on B, C and dt inside the mixer
-    bcdt_norm: bool = False
+    bcdt_norm: bool = _f(False, FLAG)
+
+    def __post_init__(self) -> None:
+        _validate(self, "mamba.")
 
     def d_inner(self, hidden_size: int) -> int:
         return self.num_heads * self.head_dim if self.version == 2 else self.expand * hidden_size
@@ -96,20 +255,27 @@ class MambaConfig:
 
 @dataclass(frozen=True)
 class AttentionConfig:
-    num_heads: int = 32
-    num_kv_heads: int = 8
-    head_dim: int = 128
-    qkv_bias: bool = False
-    o_bias: bool = False
-    rope_theta: float | None = None  # None = no position embedding (Nemotron-H)
-    sliding_window: int | None = None
+    num_heads: int = _f(32)
+    num_kv_heads: int = _f(8)
+    head_dim: int = _f(128)
+    qkv_bias: bool = _f(False, FLAG)
+    o_bias: bool = _f(False, FLAG)
+    rope_theta: float | None = _f(None, Check("float", minimum=0.0, maximum=math.inf, optional=True))
+    # None = no position embedding (Nemotron-H)
+    sliding_window: int | None = _f(None, Check("int", optional=True))
+
+    def __post_init__(self) -> None:
+        _validate(self, "attention.")
 
 
 @dataclass(frozen=True)
 class MLPConfig:
-    intermediate_size: int = 21504
-    activation: str = "relu2"       # relu2 (not gated) | swiglu (gated) | gelu
-    bias: bool = False
+    intermediate_size: int = _f(21504)
+    activation: str = _f("relu2", Check("choice", choices=ACTIVATIONS))   # relu2 (not gated) | swiglu (gated) | gelu
+    bias: bool = _f(False, FLAG)
+
+    def __post_init__(self) -> None:
+        _validate(self, "mlp.")
 
     @property
     def gated(self) -> bool:
@@ -118,13 +284,18 @@ class MLPConfig:
 
 @dataclass(frozen=True)
 class MoEConfig:
-    num_experts: int = 128
-    top_k: int = 6
-    intermediate_size: int = 1856           # per routed expert
-    shared_intermediate_size: int = 0       # 0 = no shared expert
-    activation: str = "relu2"
-    router_bias: bool = True                # score-correction bias per expert (Nemotron-3 / DeepSeek-V3 style)
-    routed_scaling_factor: float = 1.0      # multiplies the routed experts' weighted sum (Nemotron-3-Nano: 2.5)
+    num_experts: int = _f(128)
+    top_k: int = _f(6)
+    intermediate_size: int = _f(1856)                                   # per routed expert
+    shared_intermediate_size: int = _f(0, Check("int", minimum=0))      # 0 = no shared expert
+    activation: str = _f("relu2", Check("choice", choices=ACTIVATIONS))
+    # score-correction bias per expert (Nemotron-3 / DeepSeek-V3 style)
+    router_bias: bool = _f(True, FLAG)
+    # multiplies the routed experts' weighted sum (Nemotron-3-Nano: 2.5)
+    routed_scaling_factor: float = _f(1.0, Check("float", minimum=0.0, maximum=1e3))
+
+    def __post_init__(self) -> None:
+        _validate(self, "moe.")
 
     @property
     def gated(self) -> bool:
@@ -133,50 +304,84 @@ class MoEConfig:
 
 @dataclass(frozen=True)
 class ParallelConfig:
-    tensor: int = 1
-    pipeline: int = 1
+    tensor: int = _f(1)
+    pipeline: int = _f(1)
+
+    def __post_init__(self) -> None:
+        _validate(self, "parallel.")
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    precision: str = "bf16"         # bf16 | fp8 (Nemotron-H recipe: E4M3 fwd, E5M2 grads, current scaling)
-    bf16_edge_layers: int = 4       # fp8 recipe: first/last N GEMM layers kept in BF16 (paper §2.4)
+    # bf16 | fp8 (Nemotron-H recipe: E4M3 fwd, E5M2 grads, current scaling)
+    precision: str = _f("bf16", Check("choice", choices=("bf16", "fp8", "fp4")))
+    # fp8 recipe: first/last N GEMM layers kept in BF16 (paper §2.4)
+    bf16_edge_layers: int = _f(4, Check("int", minimum=0))
+
+    def __post_init__(self) -> None:
+        _validate(self, "training.")
+
+
+_COUNT = Check("int", minimum=0, maximum=MAX_LAYERS, optional=True)
+_SHARE = Check("float", minimum=0.0, maximum=1.0, inclusive=True)
+_BUDGET = Check("float", minimum=0.0, maximum=math.inf, optional=True)
 
 
 @dataclass(frozen=True)
 class Constraints:
     """User constraints, checked by the rule engine like any other rule (rule ids UC001...)."""
 
-    min_attention_layers: int | None = None
-    max_attention_layers: int | None = None
-    min_layers: int | None = None
-    max_layers: int | None = None
-    max_consecutive: dict[str, int] = field(default_factory=dict)   # symbol -> max run length
-    max_params: float | None = None          # total parameters
-    max_active_params: float | None = None
-    attention_fraction: float = 0.08         # NH004 target share of attention layers
-    attention_fraction_tolerance: float = 0.04
+    min_attention_layers: int | None = _f(None, _COUNT)
+    max_attention_layers: int | None = _f(None, _COUNT)
+    min_layers: int | None = _f(None, _COUNT)
+    max_layers: int | None = _f(None, _COUNT)
+    max_consecutive: dict[str, int] = _f(dict, Check("runs"))   # symbol -> max run length
+    max_params: float | None = _f(None, _BUDGET)          # total parameters
+    max_active_params: float | None = _f(None, _BUDGET)
+    attention_fraction: float = _f(0.08, _SHARE)          # NH004 target share of attention layers
+    attention_fraction_tolerance: float = _f(0.04, _SHARE)
+
+    def __post_init__(self) -> None:
+        _validate(self, "constraints.")
+
+
+# the config block each top-level key holds
+_BLOCKS: dict[str, type] = {"mamba": MambaConfig, "attention": AttentionConfig, "mlp": MLPConfig,
+                            "moe": MoEConfig, "parallel": ParallelConfig, "training": TrainingConfig,
+                            "constraints": Constraints}
 
 
 @dataclass(frozen=True)
 class Layout:
-    name: str
-    hidden_size: int
-    vocab_size: int
-    pattern: str
-    source: str = ""
-    tie_word_embeddings: bool = False
-    norm_eps: float = 1e-5
+    """A validated layout: construction (and so `replace` / `with_pattern`) checks every field against the
+    schema and that each symbol of the pattern has its config block."""
+
+    name: str = field(metadata={"check": Check("name")})
+    hidden_size: int = field(metadata={"check": SIZE})
+    vocab_size: int = field(metadata={"check": Check("int", maximum=MAX_VOCAB)})
+    pattern: str = field(metadata={"check": Check("pattern")})
+    source: str = _f("", Check("str"))
+    tie_word_embeddings: bool = _f(False, FLAG)
+    norm_eps: float = _f(1e-5, Check("float", minimum=0.0, maximum=1.0))
     mamba: MambaConfig | None = None
     attention: AttentionConfig | None = None
     mlp: MLPConfig | None = None
     moe: MoEConfig | None = None
-    rules: tuple[str, ...] = ()
+    rules: tuple[str, ...] = _f((), Check("rules"))
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     constraints: Constraints = field(default_factory=Constraints)
-    family: str | None = None        # hf family hint: nemotron_h, falcon_mamba, mamba, mamba2, llama, qwen2
-    max_position_embeddings: int = 131072
+    # hf family hint: nemotron_h, falcon_mamba, mamba, mamba2, llama, qwen2
+    family: str | None = _f(None, Check("choice", choices=FAMILIES, optional=True))
+    max_position_embeddings: int = _f(131072, Check("int", maximum=1 << 26))
+
+    def __post_init__(self) -> None:
+        _validate(self, "")
+        for key, cls in _BLOCKS.items():
+            value = getattr(self, key)
+            if not (isinstance(value, cls) or (value is None and key in BLOCK_OF_SYMBOL.values())):
+                raise LayoutError(f"must be a {cls.__name__}, got {type(value).__name__}", key=key)
+        _check_blocks_present(self)
 
     # ---- derived ------------------------------------------------------------------------------
     @property
@@ -251,126 +456,15 @@ def pattern_runs(pattern: str) -> list[tuple[str, int, int]]:
 # Dict <-> Layout with precise messages
 
 
-def _did_you_mean(key: str, allowed: Iterable[str]) -> str:
-    close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def _check_keys(data: dict, cls: type, where: str, source: str | None) -> None:
-    allowed = [f.name for f in dataclasses.fields(cls)]
-    for key in data:
-        if not isinstance(key, str) or key not in allowed:
-            raise LayoutError(f"unknown key{_did_you_mean(str(key), allowed)}; allowed: {', '.join(allowed)}",
-                              source=source, key=f"{where}{key}")
-
-
-def _as_int(value: Any, key: str, source: str | None, *, minimum: int = 1, maximum: int = MAX_DIM) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(value, float)
-                                                                          and not value.is_integer()):
-        raise LayoutError(f"must be an integer, got {value!r}", source=source, key=key)
-    value = int(value)
-    if value < minimum:
-        raise LayoutError(f"must be >= {minimum}, got {value}", source=source, key=key)
-    if value > maximum:
-        raise LayoutError(f"must be <= {maximum}, got {value} (an absurd size; typo?)", source=source, key=key)
-    return value
-
-
-def _as_float(value: Any, key: str, source: str | None, *, minimum: float = 0.0, maximum: float = math.inf,
-              strict_min: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise LayoutError(f"must be a number, got {value!r}", source=source, key=key)
-    value = float(value)
-    if not math.isfinite(value) or (value <= minimum if strict_min else value < minimum) or value > maximum:
-        rel = ">" if strict_min else ">="
-        raise LayoutError(f"must be a finite number {rel} {minimum}" + (f" and <= {maximum}" if math.isfinite(maximum)
-                          else "") + f", got {value!r}", source=source, key=key)
-    return value
-
-
-def _as_bool(value: Any, key: str, source: str | None) -> bool:
-    if not isinstance(value, bool):
-        raise LayoutError(f"must be true or false, got {value!r}", source=source, key=key)
-    return value
-
-
-def _as_choice(value: Any, key: str, source: str | None, choices: Iterable[Any]) -> Any:
-    choices = list(choices)
-    if value not in choices:
-        hint = _did_you_mean(str(value), [str(c) for c in choices])
-        raise LayoutError(f"got {value!r}{hint}; allowed: {', '.join(map(str, choices))}", source=source, key=key)
-    return value
-
-
-# per-field converters; fields not listed are checked by their default's type
-_INT_FIELDS = {"num_heads", "head_dim", "n_groups", "expand", "state_size", "conv_kernel", "chunk_size",
-               "num_kv_heads", "intermediate_size", "num_experts", "top_k", "tensor", "pipeline",
-               "hidden_size", "vocab_size", "max_position_embeddings", "sliding_window"}
-_ZERO_OK = {"shared_intermediate_size", "bf16_edge_layers"}
-
-
-def _convert_field(cls: type, name: str, value: Any, key: str, source: str | None) -> Any:
-    if cls is MambaConfig and name == "version":
-        return _as_choice(value, key, source, (1, 2))
-    if cls is MambaConfig and name == "dt_rank":
-        return "auto" if value == "auto" else _as_int(value, key, source)
-    if name == "activation":
-        return _as_choice(value, key, source, ACTIVATIONS)
-    if cls is TrainingConfig and name == "precision":
-        return _as_choice(value, key, source, ("bf16", "fp8", "fp4"))
-    if name == "rope_theta":
-        return None if value is None else _as_float(value, key, source)
-    if name == "routed_scaling_factor":
-        return _as_float(value, key, source, maximum=1e3)
-    if name == "sliding_window":
-        return None if value is None else _as_int(value, key, source)
-    if name in _ZERO_OK:
-        return _as_int(value, key, source, minimum=0)
-    if name == "max_position_embeddings":
-        return _as_int(value, key, source, maximum=1 << 26)
-    if name in _INT_FIELDS:
-        return _as_int(value, key, source)
-    default = next(f for f in dataclasses.fields(cls) if f.name == name).default
-    if isinstance(default, bool):
-        return _as_bool(value, key, source)
-    return value
-
-
 def _block_from_dict(cls: type, data: Any, where: str, source: str | None) -> Any:
+    """One config block from its mapping: keys checked, each value converted by the schema."""
     if not isinstance(data, dict):
-        raise LayoutError(f"must be a mapping of {', '.join(f.name for f in dataclasses.fields(cls))}, "
-                          f"got {type(data).__name__}", source=source, key=where)
+        fields = "" if cls is Constraints else f" of {', '.join(f.name for f in dataclasses.fields(cls))}"
+        raise LayoutError(f"must be a mapping{fields}, got {type(data).__name__}" if fields else "must be a mapping",
+                          source=source, key=where)
     _check_keys(data, cls, f"{where}.", source)
-    kwargs = {k: _convert_field(cls, k, v, f"{where}.{k}", source) for k, v in data.items()}
-    return cls(**kwargs)
-
-
-def _constraints_from_dict(data: Any, source: str | None) -> Constraints:
-    if not isinstance(data, dict):
-        raise LayoutError("must be a mapping", source=source, key="constraints")
-    _check_keys(data, Constraints, "constraints.", source)
-    out: dict[str, Any] = {}
-    for k, v in data.items():
-        key = f"constraints.{k}"
-        if k == "max_consecutive":
-            if not isinstance(v, dict):
-                raise LayoutError("must map a symbol (M * - E) to a run length, e.g. {M: 4}", source=source, key=key)
-            out[k] = {}
-            for sym, n in v.items():
-                sym = KIND_TO_SYMBOL.get(sym, sym)
-                _as_choice(sym, f"{key}.{sym}", source, SYMBOLS)
-                out[k][sym] = _as_int(n, f"{key}.{sym}", source)
-        elif k in ("max_params", "max_active_params"):
-            out[k] = None if v is None else _as_float(v, key, source)
-        elif k in ("attention_fraction", "attention_fraction_tolerance"):
-            out[k] = _as_float(v, key, source, minimum=0.0, maximum=1.0, strict_min=False)
-        else:
-            out[k] = None if v is None else _as_int(v, key, source, minimum=0, maximum=MAX_LAYERS)
-    return Constraints(**out)
-
-
-_BLOCKS: dict[str, type] = {"mamba": MambaConfig, "attention": AttentionConfig, "mlp": MLPConfig,
-                            "moe": MoEConfig, "parallel": ParallelConfig, "training": TrainingConfig}
+    checks = schema(cls)
+    return cls(**{k: checks[k].convert(v, f"{where}.{k}", source) for k, v in data.items()})
 
 
 def layout_from_dict(data: Any, *, source: str | None = None) -> Layout:
@@ -383,50 +477,33 @@ def layout_from_dict(data: Any, *, source: str | None = None) -> Layout:
         if required not in data:
             raise LayoutError("missing; every layout needs name, hidden_size, vocab_size and pattern",
                               source=source, key=required)
-    name = data["name"]
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise LayoutError(f"must match [a-z0-9._-]+, got {name!r}", source=source, key="name")
-    pattern = parse_pattern(data["pattern"], source=source)
-    kwargs: dict[str, Any] = {
-        "name": name,
-        "pattern": pattern,
-        "hidden_size": _as_int(data["hidden_size"], "hidden_size", source),
-        "vocab_size": _as_int(data["vocab_size"], "vocab_size", source, maximum=MAX_VOCAB),
-    }
-    if "source" in data:
-        kwargs["source"] = "" if data["source"] is None else str(data["source"])
-    if "tie_word_embeddings" in data:
-        kwargs["tie_word_embeddings"] = _as_bool(data["tie_word_embeddings"], "tie_word_embeddings", source)
-    if "norm_eps" in data:
-        kwargs["norm_eps"] = _as_float(data["norm_eps"], "norm_eps", source, maximum=1.0)
-    if "max_position_embeddings" in data:
-        kwargs["max_position_embeddings"] = _as_int(data["max_position_embeddings"], "max_position_embeddings",
-                                                    source, maximum=1 << 26)
-    if data.get("family") is not None:
-        kwargs["family"] = _as_choice(data["family"], "family", source, FAMILIES)
+    checks = schema(Layout)
+    kwargs: dict[str, Any] = {}
+    for key in ("name", "pattern", "hidden_size", "vocab_size", "source", "tie_word_embeddings", "norm_eps",
+                "max_position_embeddings", "family"):
+        if key not in data or (key == "family" and data[key] is None):
+            continue
+        value = data[key]
+        if key == "source":                  # free text: a YAML number or null is taken as text
+            value = "" if value is None else str(value)
+        kwargs[key] = checks[key].convert(value, key, source)
     for key, cls in _BLOCKS.items():
         if data.get(key) is not None:
             kwargs[key] = _block_from_dict(cls, data[key], key, source)
-    if data.get("constraints") is not None:
-        kwargs["constraints"] = _constraints_from_dict(data["constraints"], source)
-    rules = data.get("rules", [])
-    if isinstance(rules, str):
-        rules = [rules]
-    if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
-        raise LayoutError(f"must be a list of rule-set names, got {rules!r}", source=source, key="rules")
-    kwargs["rules"] = tuple(rules)
-    layout = Layout(**kwargs)
-    _check_blocks_present(layout, source)
-    return layout
+    kwargs["rules"] = checks["rules"].convert(data.get("rules", []), "rules", source)
+    try:
+        return Layout(**kwargs)
+    except LayoutError as e:
+        raise e.at(source) from None
 
 
-def _check_blocks_present(layout: Layout, source: str | None) -> None:
+def _check_blocks_present(layout: Layout) -> None:
     """A symbol used in the pattern needs its config block: without it there is nothing to size."""
     for sym, block in BLOCK_OF_SYMBOL.items():
         if sym in layout.pattern and getattr(layout, block) is None:
             first = layout.pattern.index(sym)
             raise LayoutError(f"the pattern uses '{sym}' ({SYMBOLS[sym]}, first at layer {first}) but the file "
-                              f"has no '{block}:' block with its sizes", source=source, key=block, layer=first)
+                              f"has no '{block}:' block with its sizes", key=block, layer=first)
 
 
 def _strip_defaults(obj: Any) -> dict[str, Any]:
@@ -504,12 +581,20 @@ def parse_yaml_text(text: str, *, source: str | None = None) -> Any:
         raise LayoutError(f"malformed YAML{where}: {problem}", source=source) from None
 
 
+# Readers of other config formats, tried in order on a parsed mapping before it is read as a layout: each
+# returns a Layout, or None when the mapping is not its format. designer.hf registers the Hugging Face
+# config.json reader (designer/__init__.py imports it), so this module imports nothing above it.
+CONFIG_READERS: list[Callable[[dict, str | None], "Layout | None"]] = []
+
+
 def layout_from_text(text: str, *, source: str | None = None) -> Layout:
     """YAML layout text, or a Hugging Face config.json's text (detected by its `model_type`)."""
     data = parse_yaml_text(text, source=source)
-    if isinstance(data, dict) and "model_type" in data and "pattern" not in data:
-        from designer.hf import layout_from_hf_config
-        return layout_from_hf_config(data, source=source)
+    if isinstance(data, dict):
+        for read in CONFIG_READERS:
+            layout = read(data, source)
+            if layout is not None:
+                return layout
     return layout_from_dict(data, source=source)
 
 

@@ -69,3 +69,13 @@ def test_the_cli_dispatches_to_modules_of_designer_commands_with_plain_imports()
             module = load()
             assert module.__name__.startswith("designer.commands."), (name, module.__name__)
             assert callable(module.build_parser) and callable(module.run)
+
+
+def test_layout_and_hf_do_not_import_each_other():
+    """hf.py reads and writes Layouts; layout.py learns of the config.json reader through CONFIG_READERS."""
+    tree = ast.parse((PACKAGE / "layout.py").read_text())
+    assert "designer.hf" not in {node.module + "." + a.name if node.module == "designer" else node.module
+                                 for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) for a in node.names}
+    from designer.hf import read_config
+    from designer.layout import CONFIG_READERS
+    assert read_config in CONFIG_READERS

@@ -1,7 +1,9 @@
 """Rule engine: published layouts, each rule on a hand-made violation, fixes."""
+import dataclasses
+
 import pytest
 
-from designer.layout import layout_from_dict, load_layout
+from designer.layout import Layout, LayoutError, layout_from_dict, load_layout
 from designer.rules import all_rules, check, fix_all, has_errors
 
 BASE = {"name": "t", "hidden_size": 256, "vocab_size": 1024, "pattern": "M-M*-M-",
@@ -116,8 +118,28 @@ def test_moe_top_k_cannot_exceed_experts():
     assert "ST006" in ids(check(lay), "error")
 
 
+def unchecked(layout, **changes):
+    """A layout object that skipped construction's validation (what ST001-ST003 still guard against: since
+    `Layout.replace` and `with_pattern` validate, only code that bypasses the constructor can make one)."""
+    obj = object.__new__(Layout)
+    for f in dataclasses.fields(Layout):
+        object.__setattr__(obj, f.name, changes.get(f.name, getattr(layout, f.name)))
+    return obj
+
+
+def test_a_layout_cannot_be_edited_into_an_invalid_one():
+    with pytest.raises(LayoutError, match="unknown symbol 'X'"):
+        make().with_pattern("M-X-")
+    with pytest.raises(LayoutError, match="no 'moe:' block"):
+        make().with_pattern("M-E-")
+    with pytest.raises(LayoutError, match="key 'hidden_size': must be >= 1"):
+        make().replace(hidden_size=0)
+    with pytest.raises(LayoutError, match="key 'mamba.num_heads': must be >= 1"):
+        dataclasses.replace(make().mamba, num_heads=0)
+
+
 def test_unknown_symbol_in_an_edited_pattern_is_an_error_with_a_delete_fix():
-    lay = make().with_pattern("M-X-")
+    lay = unchecked(make(), pattern="M-X-")
     v = next(v for v in check(lay) if v.rule == "ST001")
     assert v.layer == 2 and v.fix.apply(lay).pattern == "M--"
 

@@ -74,19 +74,13 @@ def shift(pattern: str, start: int, end: int, step: int) -> tuple[str, int, int]
     return move(pattern, start, end, to), to, to + end - start
 
 
-def ensure_blocks(layout: Layout) -> tuple[Layout, list[str]]:
-    """Give every symbol the pattern uses a config block; returns the layout and the names of blocks added."""
-    added = []
-    for sym, block in BLOCK_OF_SYMBOL.items():
-        if sym in layout.pattern and getattr(layout, block) is None:
-            layout = dataclasses.replace(layout, **{block: _DEFAULT_BLOCKS[block]()})
-            added.append(block)
-    return layout, added
-
-
 def with_pattern(layout: Layout, pattern: str) -> tuple[Layout, list[str]]:
-    """The layout with a new (checked) pattern, adding default blocks for kinds it lacked."""
-    return ensure_blocks(layout.with_pattern(parse_pattern(pattern)))
+    """The layout with a new (checked) pattern, adding default blocks for kinds it lacked; returns the layout
+    and the names of the blocks added."""
+    pattern = parse_pattern(pattern)
+    added = {block: _DEFAULT_BLOCKS[block]() for sym, block in BLOCK_OF_SYMBOL.items()
+             if sym in pattern and getattr(layout, block) is None}
+    return layout.replace(pattern=pattern, **added), list(added)
 
 
 def with_sizes(layout: Layout, top: dict, blocks: dict[str, dict]) -> Layout:

@@ -11,7 +11,8 @@ import streamlit as st
 
 from designer.app import edit, state
 from designer.present import figures as charts
-from designer.layout import MAX_DIM, MAX_VOCAB, SYMBOLS, Layout, LayoutError, dump_yaml
+from designer.layout import (ACTIVATIONS, SYMBOLS, AttentionConfig, Layout, LayoutError, MambaConfig, MLPConfig,
+                             MoEConfig, dump_yaml, field_range)
 from designer.rules import check, fix_all, rule_sets
 from designer.rules.engine import ALWAYS_ON, Violation
 
@@ -21,17 +22,23 @@ SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 SEVERITY_BADGE = {"error": ":red-badge[:material/error: error]", "warning": ":orange-badge[:material/warning: warning]",
                   "info": ":gray-badge[:material/info: note]"}
 
-# (block, field, label, minimum) for the sizes form; Mamba-1 swaps heads for expand
-SIZE_FIELDS: dict[str, list[tuple[str, str, int]]] = {
-    "mamba": [("num_heads", "Mamba heads", 1), ("head_dim", "Mamba head dim", 1), ("n_groups", "groups (B, C)", 1),
-              ("state_size", "state size", 1), ("conv_kernel", "conv kernel", 1)],
-    "mamba1": [("expand", "expand (d_inner / hidden)", 1), ("state_size", "state size", 1),
-               ("conv_kernel", "conv kernel", 1)],
-    "attention": [("num_heads", "Q heads", 1), ("num_kv_heads", "KV heads", 1), ("head_dim", "head dim", 1)],
-    "mlp": [("intermediate_size", "FFN width", 1)],
-    "moe": [("num_experts", "experts", 1), ("top_k", "top-k", 1), ("intermediate_size", "expert FFN width", 1),
-            ("shared_intermediate_size", "shared expert width (0 = none)", 0)],
+# (field, label) per block of the sizes form; Mamba-1 swaps heads for expand. The bounds come from the schema.
+_LABELS: dict[str, list[tuple[str, str]]] = {
+    "mamba": [("num_heads", "Mamba heads"), ("head_dim", "Mamba head dim"), ("n_groups", "groups (B, C)"),
+              ("state_size", "state size"), ("conv_kernel", "conv kernel")],
+    "mamba1": [("expand", "expand (d_inner / hidden)"), ("state_size", "state size"), ("conv_kernel", "conv kernel")],
+    "attention": [("num_heads", "Q heads"), ("num_kv_heads", "KV heads"), ("head_dim", "head dim")],
+    "mlp": [("intermediate_size", "FFN width")],
+    "moe": [("num_experts", "experts"), ("top_k", "top-k"), ("intermediate_size", "expert FFN width"),
+            ("shared_intermediate_size", "shared expert width (0 = none)")],
 }
+_CLASSES = {"mamba": MambaConfig, "mamba1": MambaConfig, "attention": AttentionConfig, "mlp": MLPConfig,
+            "moe": MoEConfig}
+# (field, label, minimum, maximum) for the sizes form
+SIZE_FIELDS: dict[str, list[tuple[str, str, int, int]]] = {
+    block: [(name, label, *field_range(_CLASSES[block], name)) for name, label in fields]
+    for block, fields in _LABELS.items()}
+HIDDEN_RANGE, VOCAB_RANGE = field_range(Layout, "hidden_size"), field_range(Layout, "vocab_size")
 ACTIVATION_BLOCKS = ("mlp", "moe")
 BLOCK_TITLES = {"mamba": "Mamba (M)", "attention": "Attention (*)", "mlp": "MLP (-)", "moe": "MoE (E)"}
 _MD_SPECIAL = "\\`*_[]<>|~$:"
@@ -58,7 +65,7 @@ def _select(a: int, b: int | None = None) -> None:
     st.session_state["sel_end"] = a if b is None else b
 
 
-def _size_fields(layout: Layout, block: str) -> list[tuple[str, str, int]]:
+def _size_fields(layout: Layout, block: str) -> list[tuple[str, str, int, int]]:
     if block == "mamba" and layout.mamba is not None and layout.mamba.version == 1:
         return SIZE_FIELDS["mamba1"]
     return SIZE_FIELDS[block]
@@ -83,7 +90,7 @@ def sync_widgets(layout: Layout, revision: int) -> None:
     state.ensure("sz.vocab_size", layout.vocab_size, force)
     for block in used_blocks(layout):
         cfg = getattr(layout, block)
-        for name, _, _ in _size_fields(layout, block):
+        for name, *_ in _size_fields(layout, block):
             state.ensure(f"sz.{block}.{name}", int(getattr(cfg, name)), force)
         if block in ACTIVATION_BLOCKS:
             state.ensure(f"sz.{block}.activation", cfg.activation, force)
@@ -214,7 +221,7 @@ def on_apply_sizes() -> None:
            "vocab_size": ss.get("sz.vocab_size")}
     blocks: dict[str, dict] = {}
     for block in used_blocks(lay):
-        fields = {name: ss.get(f"sz.{block}.{name}") for name, _, _ in _size_fields(lay, block)}
+        fields = {name: ss.get(f"sz.{block}.{name}") for name, *_ in _size_fields(lay, block)}
         if block in ACTIVATION_BLOCKS:
             fields["activation"] = ss.get(f"sz.{block}.activation")
         blocks[block] = fields
@@ -324,17 +331,19 @@ def _render_sizes(lay: Layout) -> None:
         with st.form("sizes_form", border=False):
             c = st.columns(3)
             c[0].text_input("Name", key="sz.name", help="lower case letters, digits, '.', '_' and '-'")
-            c[1].number_input("Hidden size", min_value=1, max_value=MAX_DIM, step=64, key="sz.hidden_size")
-            c[2].number_input("Vocabulary", min_value=1, max_value=MAX_VOCAB, step=1, key="sz.vocab_size")
+            c[1].number_input("Hidden size", min_value=HIDDEN_RANGE[0], max_value=HIDDEN_RANGE[1], step=64,
+                              key="sz.hidden_size")
+            c[2].number_input("Vocabulary", min_value=VOCAB_RANGE[0], max_value=VOCAB_RANGE[1], step=1,
+                              key="sz.vocab_size")
             for block in used_blocks(lay):
                 st.markdown(f"**{BLOCK_TITLES[block]}**")
                 fields = _size_fields(lay, block)
                 extra = 1 if block in ACTIVATION_BLOCKS else 0
                 cols = st.columns(max(3, len(fields) + extra))
-                for col, (name, label, minimum) in zip(cols, fields):
-                    col.number_input(label, min_value=minimum, max_value=MAX_DIM, step=1, key=f"sz.{block}.{name}")
+                for col, (name, label, minimum, maximum) in zip(cols, fields):
+                    col.number_input(label, min_value=minimum, max_value=maximum, step=1, key=f"sz.{block}.{name}")
                 if extra:
-                    cols[len(fields)].selectbox("activation", ("relu2", "swiglu", "gelu"), key=f"sz.{block}.activation")
+                    cols[len(fields)].selectbox("activation", ACTIVATIONS, key=f"sz.{block}.activation")
             st.form_submit_button("Apply sizes", on_click=on_apply_sizes, type="primary")
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from designer.layout import SYMBOLS, Layout
+from designer.present.format import GIB
 
 # colour-blind-safe (Tableau 10) and the same hue for a kind on every page
 KIND_COLOURS = {"M": "#4C9F70", "*": "#F58518", "-": "#4C78A8", "E": "#B279A2"}
@@ -23,7 +24,6 @@ KIND_LABELS = {"M": "Mamba (M)", "*": "Attention (*)", "-": "MLP (-)", "E": "MoE
 SEVERITY_COLOURS = {"error": "#D62728", "warning": "#E8B000", "info": "#7F7F7F"}
 ROW_RANGE = (8, 16)    # layers per row of the strip: wide enough cells for 3-digit indices at 1280 px
 FONT = {"family": "Source Sans Pro, sans-serif", "size": 13}
-GIB = 2 ** 30
 LAYOUT_COLOURS = ("#4C78A8", "#F58518", "#54A24B", "#B279A2", "#E45756", "#72B7B2", "#9D755D", "#FF9DA6")
 # memory stack, bottom to top
 MEMORY_STACK = (("weights_bytes", "weights", "#8C8C8C"), ("kv_cache_bytes", "KV cache", "#E45756"),

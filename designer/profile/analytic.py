@@ -26,8 +26,8 @@ from designer.profile import memory as mem
 from designer.profile.blocks import BLOCKS, BlockCost, block_cost, block_costs
 from designer.profile.hardware import Hardware, hardware_names, load_hardware
 from designer.profile.params import ParamCounts, count_params
-from designer.profile.roofline import PREFILL_MODES, RequestTiming, Roofline
-from designer.profile.scenario import Scenario
+from designer.profile.roofline import RequestTiming, Roofline
+from designer.profile.scenario import PREFILL_MODES, Scenario
 
 __all__ = [
     # one profile, sweeps for the charts, capacity helpers

@@ -24,9 +24,6 @@ from designer.profile.blocks import BlockCost, block_costs, expected_experts_hit
 from designer.profile.hardware import Hardware, load_hardware
 from designer.profile.scenario import Scenario
 
-PREFILL_MODES = mem.PREFILL_MODES
-
-
 @dataclass(frozen=True)
 class Stage:
     """One pipeline stage as held by one GPU (a tensor-parallel rank)."""

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from designer.layout import LayoutError
 from designer.profile import memory as mem
+from designer.profile.memory import PREFILL_MODES
 
 if TYPE_CHECKING:
     from designer.layout import Layout
 
-PREFILL_MODES = mem.PREFILL_MODES
 
 
 def _count(name: str, value: Any, minimum: int = 1) -> None:

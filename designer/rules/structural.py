@@ -1,10 +1,9 @@
 """Structural rules (always on): a layout that breaks these cannot be built or sharded as written."""
 from __future__ import annotations
 
-import dataclasses
 from typing import Iterator
 
-from designer.layout import ATTENTION, BLOCK_OF_SYMBOL, MAMBA, MLP, MOE, SYMBOLS
+from designer.layout import ATTENTION, BLOCK_OF_SYMBOL, MAMBA, MLP, MOE, SYMBOLS, size_fields
 from designer.rules.engine import Context, Fix, Hit, rule
 
 ALIGN = 64  # tensor-core friendly multiple for GEMM dimensions
@@ -35,14 +34,11 @@ def block_missing(ctx: Context) -> Iterator[Hit]:
 
 
 def _int_fields(cfg) -> Iterator[tuple[str, object]]:
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and f.name in _SIZE_FIELDS:
-            yield f.name, value
-
-
-_SIZE_FIELDS = {"num_heads", "head_dim", "n_groups", "expand", "state_size", "conv_kernel", "chunk_size",
-                "num_kv_heads", "intermediate_size", "num_experts", "top_k", "dt_rank"}
+    """The size fields of a config block (the layout schema's positive integers) that hold a number."""
+    for name in size_fields(type(cfg)):
+        value = getattr(cfg, name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            yield name, value
 
 
 @rule("ST003", "structural", "error", "non-positive or non-integer size",
