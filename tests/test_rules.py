@@ -182,3 +182,12 @@ def test_parameter_budget_uses_the_profilers_count():
     assert "8.101B parameters" in v.message and "8.000B" in v.message
     roomy = lay.replace(constraints=lay.constraints.__class__(max_params=8.2e9))
     assert "UC004" not in ids(check(roomy))
+
+
+def test_a_fix_that_needs_a_block_the_layout_lacks_is_not_applied():
+    """NH002/NH003 would append an MLP to a layout with no `mlp:` block: the result would not be a layout, so
+    fix_all leaves those violations standing instead of writing a layout that cannot be built."""
+    lay = make(pattern="MMM*M", mlp=None)
+    fixed, changes, remaining = fix_all(lay)
+    assert fixed == lay and changes == []
+    assert {"NH002", "NH003"} <= {v.rule for v in remaining if v.severity == "error"}

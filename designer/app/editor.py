@@ -13,7 +13,7 @@ from designer.app import edit, state
 from designer.present import figures as charts
 from designer.layout import (ACTIVATIONS, SYMBOLS, AttentionConfig, Layout, LayoutError, MambaConfig, MLPConfig,
                              MoEConfig, dump_yaml, field_range)
-from designer.rules import check, fix_all, rule_sets
+from designer.rules import apply_edit, check, fix_all, rule_sets
 from designer.rules.engine import ALWAYS_ON, Violation
 
 KINDS = list(SYMBOLS)                      # M * - E
@@ -190,8 +190,12 @@ def on_fix(rule: str, layer: int | None, message: str) -> None:
     lay = state.layout()
     for v in violations_of(lay)[0]:
         if (v.rule, v.layer, v.message) == (rule, layer, message) and v.fix is not None:
-            state.commit(v.fix.apply(lay), f"fix {rule}: {v.fix.description}")
-            state.flash("success", f"Fixed {rule}: {v.fix.description}.")
+            # through the editor's pattern edit: a kind the layout lacked gets default sizes (a layout is never
+            # left without the block its pattern needs)
+            new, added = edit.with_pattern(lay, apply_edit(lay.pattern, v.fix))
+            state.commit(new, f"fix {rule}: {v.fix.description}")
+            state.flash("success", f"Fixed {rule}: {v.fix.description}." + (
+                f" Added default sizes for {', '.join(added)}; edit them under Sizes." if added else ""))
             if v.fix.layer is not None:
                 _select(min(v.fix.layer, state.layout().num_layers - 1))
             return

@@ -157,17 +157,24 @@ def fix_all(layout: Layout, rule_sets: Iterable[str] | None = None, *, max_steps
             severities: tuple[str, ...] = ("error", "warning")) -> tuple[Layout, list[str], list[Violation]]:
     """Apply fixes one at a time (errors first), re-validating after each, until none applies.
 
-    Returns the new layout, a description of each change, and the violations that remain."""
+    Returns the new layout, a description of each change, and the violations that remain. A fix whose result
+    would not be a valid layout (a symbol whose config block the layout lacks) is not applied; its violation
+    remains."""
     rule_sets = list(rule_sets) if rule_sets else list(layout.rules)
     changes: list[str] = []
     for _ in range(max_steps):
         violations = check(layout, rule_sets)
-        fixable = [v for v in violations if v.fix is not None and v.severity in severities]
-        if not fixable:
+        for v in violations:
+            if v.fix is None or v.severity not in severities:
+                continue
+            try:
+                layout = v.fix.apply(layout)
+            except LayoutError:
+                continue
+            changes.append(f"{v.rule}: {v.fix.description}")
+            break
+        else:
             return layout, changes, violations
-        v = fixable[0]
-        layout = v.fix.apply(layout)
-        changes.append(f"{v.rule}: {v.fix.description}")
     return layout, changes, check(layout, rule_sets)
 
 
