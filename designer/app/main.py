@@ -6,7 +6,7 @@ import streamlit as st
 
 from designer.app import state
 
-PAGES = ("Editor", "Profile", "Compare", "Export")
+PAGES = ("Editor", "Profile", "Compare", "Search", "Export")
 INTRO = ("A hybrid layout is a stack of residual blocks, one symbol per layer: **M** a Mamba-2 mixer (a fixed-size "
          "state instead of a KV cache), **\\*** self-attention, **\\-** an MLP, **E** a mixture of experts. Nemotron-H keeps "
          "about 8% of its layers attention, each followed by an MLP.")
@@ -73,6 +73,9 @@ def main() -> None:
     elif page == "Compare":
         from designer.app import compare
         compare.render()
+    elif page == "Search":
+        from designer.app import search_page
+        search_page.render()
     elif page == "Export":
         from designer.app import export_page
         export_page.render()
