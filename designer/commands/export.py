@@ -20,6 +20,9 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
                         help="export even when the layout has rule errors (they are listed in README.md)")
     add_rules_option(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--kernels", choices=("auto", "torch", "triton"), default="auto",
+                        help="model.py's default kernel path: auto (Triton on CUDA when fla-core is installed), "
+                             "torch (the reference) or triton (docs/fast_path.md)")
     proxy = parser.add_argument_group("proxy-training job (train_proxy.py, proxy.yaml; docs/proxy.md)")
     proxy.add_argument("--proxy-hidden", type=positive_int, metavar="N", help="proxy hidden size (default 256)")
     proxy.add_argument("--proxy-layers", type=positive_int, metavar="N", help="about this many proxy layers (default 12)")
@@ -52,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     rules = parse_rules(args.rules)
     try:
         result = export_layout(layout, args.output, force=args.force, allow_violations=args.allow_violations,
-                               rule_sets=rules, proxy_options=proxy_options(args))
+                               rule_sets=rules, proxy_options=proxy_options(args), kernels=args.kernels)
     except ExportRefused as e:
         if args.json:
             emit_json({"layout": layout.name, "ok": False, "error": str(e), "violations": e.violations})

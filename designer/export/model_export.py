@@ -131,7 +131,21 @@ def _write(path: Path, text: str, executable: bool = False) -> None:
         path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
 
-def _write_contents(layout: Layout, tmp: Path, violations: list[dict], proxy_options: dict[str, Any]) -> ExportResult:
+KERNEL_CHOICES = ("auto", "torch", "triton")   # model.py's KERNELS: the fast GPU path (docs/fast_path.md)
+_KERNELS_LINE = 'KERNELS = "auto"'
+
+
+def model_py_text(kernels: str = "auto") -> str:
+    """The model template with its default kernel path set to `kernels` (auto: the template verbatim)."""
+    if kernels not in KERNEL_CHOICES:
+        raise ExportError(f"kernels must be one of {', '.join(KERNEL_CHOICES)}, got {kernels!r}")
+    text = template_path("model.py").read_text()
+    assert text.count(_KERNELS_LINE) == 1, "the model template lost its KERNELS line"
+    return text.replace(_KERNELS_LINE, f'KERNELS = "{kernels}"')
+
+
+def _write_contents(layout: Layout, tmp: Path, violations: list[dict], proxy_options: dict[str, Any],
+                    kernels: str = "auto") -> ExportResult:
     from designer.export import megatron, readme
     from designer.hf import HFUnsupported, hf_config_from_layout
     from designer.measure.proxy import write_proxy_files
@@ -140,8 +154,10 @@ def _write_contents(layout: Layout, tmp: Path, violations: list[dict], proxy_opt
     notes: list[str] = []
     _write(tmp / "layout.yaml", layout_json(layout))
     files.append("layout.yaml")
-    shutil.copyfile(template_path("model.py"), tmp / "model.py")
+    _write(tmp / "model.py", model_py_text(kernels))
     files.append("model.py")
+    if kernels != "auto":
+        notes.append(f"model.py: kernels {kernels} by default (MODEL_KERNELS overrides; docs/fast_path.md)")
     args = model_args(layout)
     params = count_params(layout).total
 
@@ -179,7 +195,7 @@ def _write_contents(layout: Layout, tmp: Path, violations: list[dict], proxy_opt
 
 def export_layout(layout: Layout, out_dir: str | os.PathLike | None = None, *, force: bool = False,
                   allow_violations: bool = False, rule_sets: list[str] | None = None,
-                  proxy_options: dict[str, Any] | None = None) -> ExportResult:
+                  proxy_options: dict[str, Any] | None = None, kernels: str = "auto") -> ExportResult:
     """Write the export directory for `layout` (default exported/NAME) and return what was written.
 
     Raises ExportRefused when the layout has rule errors (unless allow_violations), ExportError when the
@@ -202,7 +218,7 @@ def export_layout(layout: Layout, out_dir: str | os.PathLike | None = None, *, f
         raise ExportError(f"{out_dir}: cannot create: {e.strerror or e}") from None
     old = None
     try:
-        result = _write_contents(layout, tmp, violations, proxy_options or {})
+        result = _write_contents(layout, tmp, violations, proxy_options or {}, kernels)
         tmp.chmod(0o755)
         if out_dir.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))

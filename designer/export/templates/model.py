@@ -18,9 +18,12 @@ Hugging Face transformers family of the layout (nemotron_h, falcon_mamba / mamba
 
 The Mamba scans here are plain PyTorch: the chunked SSD scan (segment sums and einsums, after
 mamba_ssm's ssd_minimal) for Mamba-2, a chunked log-depth scan for Mamba-1, and the one-token recurrences
-used for decoding. They are the reference the optional CUDA kernels (mamba_ssm, causal-conv1d) are
-tested against; the kernels are used only on CUDA tensors, only when installed, and never when the
-environment sets MODEL_PURE_TORCH=1.
+used for decoding. They are the reference the fast GPU path is tested against. KERNELS picks the path:
+"torch" (the reference; always used on the CPU), "triton" (CUDA: fla-core's Triton chunked scan, causal
+conv and fused norms, plus one fused Triton decode step of our own; `pip install fla-core`), "auto"
+(triton on CUDA where fla-core imports). `designer export --kernels` writes the default below; the
+environment's MODEL_KERNELS overrides it, and MODEL_PURE_TORCH=1 means "torch". On CUDA, `generate()`
+decodes through one captured CUDA graph that serves every position (the cache position is a tensor).
 
 `python model.py` builds the model, prints its parameter count, and runs a forward pass and a short
 generation on random weights (on a scaled-down copy when the full model would not fit in memory).
@@ -53,7 +56,19 @@ try:
 except Exception:
     causal_conv1d_fn = None
 
-USE_KERNELS = os.environ.get("MODEL_PURE_TORCH", "0") in ("", "0")
+try:   # the fast GPU path (--kernels triton): Triton for our decode kernel; fla-core's kernels: fla_kernels()
+    import triton
+    import triton.language as tl
+except Exception:
+    triton = None
+
+KERNELS = "auto"   # auto | torch | triton (written by `designer export --kernels`)
+KERNELS = os.environ.get("MODEL_KERNELS") or KERNELS
+if os.environ.get("MODEL_PURE_TORCH", "0") not in ("", "0"):
+    KERNELS = "torch"
+if KERNELS not in ("auto", "torch", "triton"):
+    raise ValueError(f"MODEL_KERNELS must be auto, torch or triton, got {KERNELS!r}")
+USE_KERNELS = KERNELS != "torch"   # mamba_ssm / causal_conv1d, when installed and fla-core is not
 _SDPA_HAS_GQA = tuple(int(v) for v in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 5)
 try:
     from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -65,6 +80,56 @@ except ImportError:
 
 DENSE_FAMILIES = ("llama", "qwen2")              # one HF decoder layer = the pattern pair `*-`
 SSM_FAMILIES = ("falcon_mamba", "mamba", "mamba2")  # transformers calls the trunk `backbone`
+
+
+def set_kernels(name: str) -> str:
+    """Switch the kernel path for this process (auto | torch | triton); returns the previous choice."""
+    global KERNELS, USE_KERNELS
+    if name not in ("auto", "torch", "triton"):
+        raise ValueError(f"kernels must be auto, torch or triton, got {name!r}")
+    previous, KERNELS, USE_KERNELS = KERNELS, name, name != "torch"
+    return previous
+
+
+_FLA = None
+
+
+def fla_kernels():
+    """fla-core's Triton kernels used by the fast path, imported on first use; None when not installed."""
+    global _FLA
+    if _FLA is None:
+        try:
+            from types import SimpleNamespace
+
+            from fla.modules.causal_conv1d import causal_conv1d
+            from fla.modules.norm.layernorm import rms_norm
+            from fla.modules.norm.layernorm_gated import rmsnorm_fn
+            from fla.ops.simple_gla import chunk_simple_gla
+            _FLA = SimpleNamespace(causal_conv1d=causal_conv1d, rms_norm=rms_norm, gated_rms_norm=rmsnorm_fn,
+                                   chunk_simple_gla=chunk_simple_gla)
+        except Exception:   # ImportError, or a broken CUDA/Triton install
+            _FLA = False
+    return _FLA or None
+
+
+def use_triton(x: torch.Tensor) -> bool:
+    """True when `x` takes the fast path: a CUDA tensor, KERNELS triton (or auto) and fla-core importable."""
+    if KERNELS == "torch" or not x.is_cuda:
+        return False
+    if triton is None or fla_kernels() is None:
+        if KERNELS == "triton":
+            raise ImportError("KERNELS = 'triton' needs fla-core and triton on CUDA (pip install fla-core); "
+                              "export with --kernels torch or auto, or set MODEL_KERNELS=torch")
+        return False
+    return True
+
+
+def kernels_in_use(device: str | torch.device = "cuda") -> str:
+    """'triton' or 'torch': the path a tensor on `device` takes."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return "torch"
+    return "triton" if use_triton(torch.empty(0, device=device)) else "torch"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -130,7 +195,13 @@ class ModelArgs:
     attention: AttentionArgs | None = None
     mlp: MLPArgs | None = None
     moe: MoEArgs | None = None
-    extra: dict[str, Any] = field(default_factory=dict)   # keys this file does not use (rules, training, ...)
+    # designer's own keys, kept as read and not used here: the source, rule sets and the parallel, training
+    # and constraints blocks
+    source: str = ""
+    rules: list[str] = field(default_factory=list)
+    parallel: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    constraints: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
         self.pattern = "".join(ch for ch in self.pattern if ch not in " |\t\n")
@@ -146,14 +217,14 @@ class ModelArgs:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelArgs":
+        """The layout mapping as dataclasses; a key this file does not know is an error, not dropped."""
         blocks = {"mamba": MambaArgs, "attention": AttentionArgs, "mlp": MLPArgs, "moe": MoEArgs}
-        own = {f.name for f in fields(cls)} - {"extra"}
-        kwargs: dict[str, Any] = {k: v for k, v in d.items() if k in own and k not in blocks}
+        _check_keys(d, cls, "layout")
+        kwargs: dict[str, Any] = {k: v for k, v in d.items() if k not in blocks}
         for key, block_cls in blocks.items():
             if d.get(key) is not None:
-                known = {f.name for f in fields(block_cls)}
-                kwargs[key] = block_cls(**{k: v for k, v in d[key].items() if k in known})
-        kwargs["extra"] = {k: v for k, v in d.items() if k not in own}
+                _check_keys(d[key], block_cls, f"layout block '{key}:'")
+                kwargs[key] = block_cls(**d[key])
         return cls(**kwargs)
 
     @classmethod
@@ -180,6 +251,13 @@ class ModelArgs:
                         shared_intermediate_size=hidden_size if self.moe.shared_intermediate_size else 0)
         return replace(self, name=self.name + "-tiny", hidden_size=hidden_size, vocab_size=256,
                        mamba=m, attention=a, mlp=f, moe=e)
+
+
+def _check_keys(d: dict[str, Any], cls: type, where: str) -> None:
+    unknown = sorted(set(d) - {f.name for f in fields(cls)})
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {unknown}; expected some of "
+                         f"{sorted(f.name for f in fields(cls))} (is this model.py older than the layout?)")
 
 
 def infer_family(args: ModelArgs) -> str:
@@ -224,6 +302,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if use_triton(x):   # one fused kernel (fla-core), forward and backward
+            return fla_kernels().rms_norm(x, self.weight, None, eps=self.eps)
         h = x.float()
         h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
         return self.weight * h.to(x.dtype)
@@ -238,6 +318,9 @@ class GatedRMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        if use_triton(y):   # gate, group norm and weight in one kernel (fla-core's port of mamba_ssm's)
+            return fla_kernels().gated_rms_norm(y, self.weight, None, z=z, eps=self.eps,
+                                      group_size=y.shape[-1] // self.groups, norm_before_gate=False)
         dtype = y.dtype
         h = y.float() * F.silu(z.float())
         h = h.unflatten(-1, (self.groups, -1))
@@ -278,6 +361,19 @@ def causal_conv1d(x: torch.Tensor, conv: nn.Conv1d, state: torch.Tensor | None =
         state.copy_(xt[:, :, xt.shape[-1] - (k - 1):])
     y = F.conv1d(xt, conv.weight, conv.bias, groups=conv.groups)
     return F.silu(y).transpose(1, 2)
+
+
+def causal_conv1d_triton(x: torch.Tensor, conv: nn.Conv1d, state: torch.Tensor | None = None) -> torch.Tensor:
+    """causal_conv1d on fla-core's fused Triton kernel (conv, bias and SiLU in one pass, forward and backward);
+    the same arguments and result. With `state`, the cached inputs are prepended and the outputs they
+    produce dropped, which is exactly the continued convolution."""
+    k = conv.kernel_size[0]
+    weight = conv.weight.squeeze(1)
+    if state is None:
+        return fla_kernels().causal_conv1d(x, weight, conv.bias, activation="silu")[0]
+    xs = torch.cat([state.transpose(1, 2).to(x.dtype), x], dim=1)
+    state.copy_(xs[:, xs.shape[1] - (k - 1):].transpose(1, 2))
+    return fla_kernels().causal_conv1d(xs, weight, conv.bias, activation="silu")[0][:, k - 1:]
 
 
 def segsum(x: torch.Tensor) -> torch.Tensor:
@@ -339,6 +435,125 @@ def ssd_step(state, x, dt, A, B, C):
     state = state * dA[..., None, None] + (dt[..., None] * x.float())[..., None] * B[:, :, None, :]
     y = torch.einsum("bhpn,bhn->bhp", state, C)
     return y, state
+
+
+def ssd_chunked_scan_triton(x, dt, A, B, C, initial_state=None):
+    """ssd_chunked_scan on fla-core's Triton chunk kernels (forward and backward). Mamba-2's SSD is simple
+    gated linear attention with q = C, k = B, v = dt x, log-decay g = dt A and scale 1; fla keeps the state
+    as (v, k) = (p, n) with state_v_first, our layout. Same arguments and results (y in x's dtype, the final
+    state float32); the chunk length is fla's own, which changes only rounding."""
+    h = x.shape[2]
+    B = B.repeat_interleave(h // B.shape[2], dim=2)
+    C = C.repeat_interleave(h // C.shape[2], dim=2)
+    v = x * dt[..., None].to(x.dtype)
+    y, state = fla_kernels().chunk_simple_gla(C, B, v, g=dt * A, scale=1.0, initial_state=initial_state,
+                                              output_final_state=True, state_v_first=True)
+    return y, state
+
+
+if triton is not None:
+    @triton.jit
+    def _ssd_step_kernel(state, x, dt, dt_bias, A_log, B, C, D, y, stride_x, stride_dt, stride_bc, dt_min,
+                         H: tl.constexpr, G: tl.constexpr, P: tl.constexpr, N: tl.constexpr, BLOCK_P: tl.constexpr):
+        """One program: BLOCK_P rows of one (sequence, head) state, read once, updated, written once."""
+        bh, pid_p = tl.program_id(0).to(tl.int64), tl.program_id(1)   # int64: states > 2^31 elements
+        b, h = bh // H, bh % H
+        g = h // (H // G)
+        p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
+        n = tl.arange(0, N)
+        d = tl.load(dt + b * stride_dt + h).to(tl.float32) + tl.load(dt_bias + h).to(tl.float32)
+        d = tl.where(d > 20.0, d, tl.log(1.0 + tl.exp(d)))            # softplus (torch's threshold 20)
+        d = tl.maximum(d, dt_min)
+        decay = tl.exp(-d * tl.exp(tl.load(A_log + h).to(tl.float32)))   # exp(dt A), A = -exp(A_log)
+        xv = tl.load(x + b * stride_x + h * P + p).to(tl.float32)
+        Bv = tl.load(B + b * stride_bc + g * N + n).to(tl.float32)
+        Cv = tl.load(C + b * stride_bc + g * N + n).to(tl.float32)
+        ptr = state + (bh * P + p[:, None]) * N + n[None, :]
+        s = tl.load(ptr) * decay + (d * xv)[:, None] * Bv[None, :]
+        tl.store(ptr, s)
+        out = tl.sum(s * Cv[None, :], axis=1) + xv * tl.load(D + h).to(tl.float32)
+        tl.store(y + bh * P + p, out.to(y.dtype.element_ty))
+
+
+def ssd_step_triton(state, x, dt, dt_bias, A_log, B, C, D, dt_min: float = 0.0):
+    """ssd_step fused into one kernel, with softplus(dt + dt_bias), the dt clamp and the D skip folded in:
+    state (b, h, p, n) float32 is updated in place; x: (b, h, p), dt: (b, h) before softplus, B, C: (b, g, n).
+    Returns y + D x (b, h, p) in x's dtype."""
+    b, h, p = x.shape
+    g, n = B.shape[1], B.shape[2]
+    x, dt, B, C = (t if t.stride(-1) == 1 else t.contiguous() for t in (x, dt, B, C))
+    if x.stride(1) != p or B.stride(1) != n or C.stride() != B.stride() or not state.is_contiguous():
+        x, B, C = x.contiguous(), B.contiguous(), C.contiguous()
+    y = torch.empty(b, h, p, device=x.device, dtype=x.dtype)
+    block_p = min(16, p)
+    _ssd_step_kernel[(b * h, triton.cdiv(p, block_p))](
+        state, x, dt, dt_bias, A_log, B, C, D, y, x.stride(0), dt.stride(0), B.stride(0), dt_min,
+        H=h, G=g, P=p, N=n, BLOCK_P=block_p)
+    return y
+
+
+if triton is not None:
+    @triton.jit
+    def _decode_attention_kernel(q, k, v, o, lse, pos, stride_qb, stride_qh, stride_kb, stride_kh, stride_kt,
+                                 split_len, scale, GROUPS: tl.constexpr, WINDOW: tl.constexpr, D: tl.constexpr,
+                                 BLOCK_G: tl.constexpr, BLOCK_T: tl.constexpr):
+        """One program: the GROUPS query heads of one KV head against one split of the cache's keys, up to
+        the position read from `pos` (online softmax); writes the split's unnormalised output and its
+        log-sum-exp, combined afterwards (flash-decoding)."""
+        b, kvh, split = tl.program_id(0).to(tl.int64), tl.program_id(1), tl.program_id(2)   # int64: caches > 2^31
+        n_splits = tl.num_programs(2)
+        end = tl.load(pos) + 1
+        start = split * split_len
+        if WINDOW > 0:
+            start = tl.maximum(start, end - WINDOW)
+        end = tl.minimum(end, split * split_len + split_len)
+        g, d = tl.arange(0, BLOCK_G), tl.arange(0, D)
+        qv = tl.load(q + b * stride_qb + (kvh * GROUPS + g)[:, None] * stride_qh + d[None, :],
+                     mask=g[:, None] < GROUPS, other=0.0)
+        m = tl.full([BLOCK_G], float("-inf"), tl.float32)
+        l_sum = tl.zeros([BLOCK_G], tl.float32)
+        acc = tl.zeros([BLOCK_G, D], tl.float32)
+        base = b * stride_kb + kvh * stride_kh
+        for t0 in range(start, end, BLOCK_T):
+            t = t0 + tl.arange(0, BLOCK_T)
+            kt = tl.load(k + base + t[:, None] * stride_kt + d[None, :], mask=t[:, None] < end, other=0.0)
+            vt = tl.load(v + base + t[:, None] * stride_kt + d[None, :], mask=t[:, None] < end, other=0.0)
+            scores = tl.dot(qv, tl.trans(kt)) * scale
+            scores = tl.where(t[None, :] < end, scores, float("-inf"))
+            m_new = tl.maximum(m, tl.max(scores, axis=1))
+            p = tl.exp(scores - m_new[:, None])
+            alpha = tl.exp(m - m_new)
+            l_sum = l_sum * alpha + tl.sum(p, axis=1)
+            acc = acc * alpha[:, None] + tl.dot(p.to(vt.dtype), vt)
+            m = m_new
+        row = (b * tl.num_programs(1) + kvh) * GROUPS + g
+        empty = l_sum == 0.0   # a split past the position: no keys
+        tl.store(o + (row[:, None] * n_splits + split) * D + d[None, :],
+                 tl.where(empty[:, None], 0.0, acc / l_sum[:, None]), mask=g[:, None] < GROUPS)
+        tl.store(lse + row * n_splits + split, tl.where(empty, float("-inf"), m + tl.log(l_sum)), mask=g < GROUPS)
+
+
+def decode_attention_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pos: torch.Tensor,
+                            window: int | None = None) -> torch.Tensor:
+    """One query per sequence against a static cache, keys 0..pos (a 0-d tensor): the same result as
+    Attention.static_cache_attention for t = 1, reading only the live part of the cache, split over the
+    cache length so that a small batch still fills the GPU. q: (b, h, d); k, v: (b, kv, max_len, d)."""
+    b, h, d = q.shape
+    kv, max_len = k.shape[1], k.shape[2]
+    block_t = 64
+    splits = max(1, min(triton.cdiv(max_len, block_t), triton.cdiv(4 * 132, b * kv)))
+    split_len = triton.cdiv(triton.cdiv(max_len, splits), block_t) * block_t
+    splits = triton.cdiv(max_len, split_len)
+    o = torch.empty(b, h, splits, d, device=q.device, dtype=torch.float32)
+    lse = torch.empty(b, h, splits, device=q.device, dtype=torch.float32)
+    _decode_attention_kernel[(b, kv, splits)](
+        q, k, v, o, lse, pos, q.stride(0), q.stride(1), k.stride(0), k.stride(1), k.stride(2), split_len,
+        d ** -0.5, GROUPS=h // kv, WINDOW=window or 0, D=d, BLOCK_G=max(16, triton.next_power_of_2(h // kv)),
+        BLOCK_T=block_t)
+    if splits == 1:
+        return o[:, :, 0].to(q.dtype)
+    w = torch.softmax(lse, dim=-1)   # each split's share of the softmax mass
+    return (o * w[..., None]).sum(2).to(q.dtype)
 
 
 def linear_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -416,6 +631,8 @@ class Mamba2Mixer(nn.Module):
         return MambaCache(conv, ssm)
 
     def forward(self, u: torch.Tensor, cache: MambaCache | None = None) -> torch.Tensor:
+        if use_triton(u):
+            return self.forward_triton(u, cache)
         seqlen = u.shape[1]
         z, xBC, dt = self.in_proj(u).split([self.d_inner, self.conv_dim, self.num_heads], dim=-1)
         xBC = causal_conv1d(xBC, self.conv1d, cache.conv if cache is not None else None)
@@ -439,6 +656,29 @@ class Mamba2Mixer(nn.Module):
         if cache is not None:
             cache.ssm.copy_(new_state)
         y = y.float() + x.float() * self.D.float()[:, None]
+        y = self.norm(y.flatten(-2), z)
+        return self.out_proj(y.to(u.dtype))
+
+    def forward_triton(self, u: torch.Tensor, cache: MambaCache | None = None) -> torch.Tensor:
+        """forward() on the fast kernels: fla-core's conv, chunked scan and gated norm for prefill and training;
+        for one token, the torch conv step and one fused Triton pass over the SSM state."""
+        split = [self.d_inner, self.n_groups * self.state_size, self.n_groups * self.state_size]
+        z, xBC, dt = self.in_proj(u).split([self.d_inner, self.conv_dim, self.num_heads], dim=-1)
+        if cache is not None and u.shape[1] == 1:
+            x, B, C = causal_conv1d(xBC, self.conv1d, cache.conv)[:, 0].split(split, dim=-1)
+            y = ssd_step_triton(cache.ssm, x.unflatten(-1, (self.num_heads, self.head_dim)), dt[:, 0], self.dt_bias,
+                                self.A_log, B.unflatten(-1, (self.n_groups, self.state_size)),
+                                C.unflatten(-1, (self.n_groups, self.state_size)), self.D, self.dt_min)[:, None]
+        else:
+            x, B, C = causal_conv1d_triton(xBC, self.conv1d, cache.conv if cache is not None else None).split(split, -1)
+            dt = F.softplus(dt.float() + self.dt_bias.float()).clamp(min=self.dt_min)
+            x = x.unflatten(-1, (self.num_heads, self.head_dim))
+            y, new_state = ssd_chunked_scan_triton(
+                x, dt, -torch.exp(self.A_log.float()), B.unflatten(-1, (self.n_groups, self.state_size)),
+                C.unflatten(-1, (self.n_groups, self.state_size)), cache.ssm if cache is not None else None)
+            if cache is not None:
+                cache.ssm.copy_(new_state)
+            y = y + x * self.D.to(x.dtype)[:, None]
         y = self.norm(y.flatten(-2), z)
         return self.out_proj(y.to(u.dtype))
 
@@ -527,32 +767,65 @@ class Attention(nn.Module):
         shape = (batch_size, self.n_kv_heads, max_seq_len, self.head_dim)
         return KVCache(torch.zeros(shape, device=device, dtype=dtype), torch.zeros(shape, device=device, dtype=dtype))
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, pos: int = 0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, pos: int | torch.Tensor = 0) -> torch.Tensor:
+        """`pos` is the cache position: an int, or a 0-d tensor for static_cache_attention (CUDA graphs)."""
         b, t, _ = x.shape
         q = self.q_proj(x).view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
         if self.rope_theta is not None:
-            positions = torch.arange(pos, pos + t, device=x.device)
+            positions = (pos + torch.arange(t, device=x.device) if isinstance(pos, torch.Tensor)
+                         else torch.arange(pos, pos + t, device=x.device))
             q, k = rope(q, positions, self.rope_theta), rope(k, positions, self.rope_theta)
+        fast = use_triton(x)
+        if fast and cache is not None and t == 1 and not isinstance(pos, torch.Tensor):   # eager decode
+            pos = torch.full((), pos, dtype=torch.long, device=x.device)
+        if isinstance(pos, torch.Tensor):
+            return self.o_proj(self.static_cache_attention(q, k, v, cache, pos))
         if cache is not None:
             if pos + t > cache.k.shape[2]:
                 raise ValueError(f"KV cache holds {cache.k.shape[2]} positions; got {pos + t}")
             cache.k[:, :, pos:pos + t] = k
             cache.v[:, :, pos:pos + t] = v
-            k, v = cache.k[:, :, :pos + t], cache.v[:, :, :pos + t]
+            if pos or not fast:   # a prefill from an empty cache attends to its own k, v: contiguous, any backend
+                k, v = cache.k[:, :, :pos + t], cache.v[:, :, :pos + t]
         mask = self._mask(t, pos, x.device)
         is_causal = mask is None and t > 1
-        if self.n_kv_heads != self.n_heads and not _SDPA_HAS_GQA:
+        if self.n_kv_heads != self.n_heads and (not _SDPA_HAS_GQA or (fast and t > 1)):
+            # fast path: full heads let SDPA pick cuDNN (no GQA there), the fastest prefill on Hopper
             k = k.repeat_interleave(self.n_heads // self.n_kv_heads, dim=1)
             v = v.repeat_interleave(self.n_heads // self.n_kv_heads, dim=1)
-        gqa = {"enable_gqa": self.n_kv_heads != self.n_heads} if _SDPA_HAS_GQA else {}
-        if cache is not None and x.is_cuda and sdpa_kernel is not None:
+        gqa = {"enable_gqa": k.shape[1] != self.n_heads} if _SDPA_HAS_GQA else {}
+        if cache is not None and x.is_cuda and sdpa_kernel is not None and not fast:
             with sdpa_kernel(_CACHE_SDPA_BACKENDS):
                 y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, **gqa)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, **gqa)
         return self.o_proj(y.transpose(1, 2).reshape(b, t, -1))
+
+    def static_cache_attention(self, q, k, v, cache: KVCache, pos: torch.Tensor) -> torch.Tensor:
+        """Attention with the position as a tensor, so one captured CUDA graph serves every decode step: k, v
+        are written at pos.., and the queries attend over the whole static cache, the slots after their own
+        position masked out. The query heads of a KV head are stacked as one matrix (two GEMMs per layer,
+        each reading the cache once); softmax in float32, as transformers' eager attention."""
+        b, _, t, d = q.shape
+        positions = pos + torch.arange(t, device=q.device)
+        cache.k.index_copy_(2, positions, k.to(cache.k.dtype))
+        cache.v.index_copy_(2, positions, v.to(cache.v.dtype))
+        if t == 1 and use_triton(q):   # flash-decoding over the live part of the cache
+            y = decode_attention_triton(q[:, :, 0], cache.k, cache.v, pos, self.sliding_window)
+            return y.reshape(b, 1, -1)
+        groups = self.n_heads // self.n_kv_heads
+        q = q.reshape(b, self.n_kv_heads, groups * t, d)
+        scores = (q @ cache.k.transpose(-1, -2)).float() * d ** -0.5          # (b, kv, groups * t, max_len)
+        q_pos = positions.repeat(groups)[:, None]
+        k_pos = torch.arange(cache.k.shape[2], device=q.device)[None, :]
+        mask = k_pos <= q_pos
+        if self.sliding_window is not None:
+            mask &= q_pos - k_pos < self.sliding_window
+        probs = torch.softmax(scores.masked_fill(~mask, -torch.inf), dim=-1).to(cache.v.dtype)
+        y = (probs @ cache.v).view(b, self.n_heads, t, d)
+        return y.transpose(1, 2).reshape(b, t, -1)
 
     def _mask(self, t: int, pos: int, device) -> torch.Tensor | None:
         """None when the plain causal mask (or, for one new token, no mask) is right; else a boolean mask
@@ -720,13 +993,27 @@ class DecoderLayer(nn.Module):
 
 
 class InferenceCache:
-    """Everything decoding needs, one entry per layer (None for MLP/MoE), plus how many tokens were seen."""
+    """Everything decoding needs, one entry per layer (None for MLP/MoE), plus how many tokens were seen:
+    `seq_len` (an int) and `position` (the same number as a 0-d tensor, which a CUDA graph reads)."""
 
-    def __init__(self, layers: list, max_seq_len: int):
+    def __init__(self, layers: list, max_seq_len: int, device=None):
         self.layers, self.max_seq_len, self.seq_len = layers, max_seq_len, 0
+        self.position = torch.zeros((), dtype=torch.long, device=device)
 
     def tensors(self) -> list[torch.Tensor]:
         return [t for c in self.layers if c is not None for t in vars(c).values()]
+
+    def reset(self) -> None:
+        """Empty: every state zero, position 0 (the same tensors, so captured graphs stay valid)."""
+        for t in self.tensors():
+            t.zero_()
+        self.seq_len = 0
+        self.position.zero_()
+
+    def slot(self, i: int) -> "InferenceCache":
+        """Sequence i of the batch as a batch-1 cache of views: prefill prompts one at a time into a batch."""
+        layers = [None if c is None else type(c)(*(t[i:i + 1] for t in vars(c).values())) for c in self.layers]
+        return InferenceCache(layers, self.max_seq_len, self.position.device)
 
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self.tensors())
@@ -758,9 +1045,10 @@ class Backbone(nn.Module):
     def final_norm(self) -> RMSNorm:
         return self.norm if self.dense else self.norm_f
 
-    def forward(self, input_ids: torch.Tensor, cache: InferenceCache | None = None) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, cache: InferenceCache | None = None,
+                position: torch.Tensor | None = None) -> torch.Tensor:
         x = self.embedding(input_ids)
-        pos = cache.seq_len if cache is not None else 0
+        pos = (cache.seq_len if position is None else position) if cache is not None else 0
         for i, layer in enumerate(self.layers):
             x = layer(x, cache.layers[i] if cache is not None else None, pos)
         if cache is not None:
@@ -786,9 +1074,11 @@ class CausalLM(nn.Module):
         return getattr(self, self.trunk)
 
     def forward(self, input_ids: torch.Tensor, cache: InferenceCache | None = None,
-                logits_to_keep: int = 0) -> torch.Tensor:
-        """Logits (batch, seq, vocab) in float32; logits_to_keep=n computes only the last n positions."""
-        h = self.body(input_ids, cache)
+                logits_to_keep: int = 0, position: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (batch, seq, vocab) in float32; logits_to_keep=n computes only the last n positions.
+        position: the cache position as a tensor (cache.position) instead of the int cache.seq_len, for
+        capture in a CUDA graph; attention then works on the whole static cache."""
+        h = self.body(input_ids, cache, position)
         if logits_to_keep:
             h = h[:, -logits_to_keep:]
         return self.lm_head(h).float()
@@ -801,14 +1091,20 @@ class CausalLM(nn.Module):
         p = self.lm_head.weight
         device, dtype = device or p.device, dtype or p.dtype
         return InferenceCache([layer.new_cache(batch_size, max_seq_len, device, dtype) for layer in self.body.layers],
-                              max_seq_len)
+                              max_seq_len, device)
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
-                 top_k: int | None = None, eos_token_id: int | None = None) -> torch.Tensor:
-        """Prefill the prompt once, then decode token by token from the caches. temperature 0 = greedy."""
+                 top_k: int | None = None, eos_token_id: int | None = None,
+                 cuda_graph: bool | None = None) -> torch.Tensor:
+        """Prefill the prompt once, then decode token by token from the caches. temperature 0 = greedy.
+        cuda_graph (default: on CUDA, for layouts without MoE, whose routing syncs with the host): every decode
+        step replays one captured graph (DecodeGraph); False decodes eagerly."""
         b, t = input_ids.shape
         cache = self.new_cache(b, t + max_new_tokens)
+        if cuda_graph is None:
+            cuda_graph = input_ids.is_cuda and "E" not in self.args.pattern
+        step = DecodeGraph(self, cache) if cuda_graph and max_new_tokens > 1 else (lambda ids: self(ids, cache=cache))
         logits = self(input_ids, cache=cache, logits_to_keep=1)
         out = [input_ids]
         for i in range(max_new_tokens):
@@ -817,7 +1113,7 @@ class CausalLM(nn.Module):
             if eos_token_id is not None and bool((next_id == eos_token_id).all()):
                 break
             if i + 1 < max_new_tokens:
-                logits = self(next_id, cache=cache)
+                logits = step(next_id)
         return torch.cat(out, dim=1)
 
     def num_params(self, exclude_embeddings: bool = False, include_buffers: bool = False) -> int:
@@ -862,6 +1158,34 @@ class CausalLM(nn.Module):
         return f"family={self.args.family}, pattern={self.args.pattern!r}"
 
 
+class DecodeGraph:
+    """One decode step (one token per sequence) captured as a CUDA graph on `cache`; since the cache position
+    is a tensor, each replay serves the next position. Capture writes into the cache, so it is captured
+    first and the cache is reset: make it right after new_cache(), before the prefill."""
+
+    def __init__(self, model: CausalLM, cache: InferenceCache):
+        self.model, self.cache = model, cache
+        self.ids = torch.zeros(cache.tensors()[0].shape[0], 1, dtype=torch.long, device=cache.position.device)
+        side = torch.cuda.Stream(device=self.ids.device)
+        side.wait_stream(torch.cuda.current_stream(self.ids.device))
+        with torch.cuda.stream(side):   # warm-up: Triton compiles, cuBLAS picks its kernels
+            model(self.ids, cache=cache, position=cache.position)
+        torch.cuda.current_stream(self.ids.device).wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.logits = model(self.ids, cache=cache, position=cache.position)
+        cache.reset()
+
+    def __call__(self, ids: torch.Tensor) -> torch.Tensor:
+        """Logits (batch, 1, vocab) for `ids` (batch, 1) at the cache's next position; the result is the
+        graph's output buffer, overwritten by the next call."""
+        self.ids.copy_(ids)
+        self.cache.position.fill_(self.cache.seq_len)
+        self.graph.replay()
+        self.cache.seq_len += 1
+        return self.logits
+
+
 def init_mamba(mixer: nn.Module, dt_min: float = 1e-3, dt_max: float = 0.1, dt_floor: float = 1e-4) -> None:
     """A = -[1..n] (S4D-real), D = 1, dt drawn log-uniformly in [dt_min, dt_max] and stored as softplus^-1."""
     if isinstance(mixer, Mamba2Mixer):
@@ -892,10 +1216,13 @@ def sample(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = N
 def build_model(path: str | os.PathLike | None = None, *, device: str | torch.device | None = None,
                 dtype: torch.dtype | None = None, args: ModelArgs | None = None) -> CausalLM:
     """The model for `path` (default: the layout.yaml beside this file), randomly initialised.
-    device="meta" builds it without memory (parameter counts, shapes)."""
+    device="meta" builds it without memory (parameter counts, shapes); without `device`, torch's ambient
+    default device is used, so `with torch.device("meta"): build_model()` allocates nothing too."""
     if args is None:
         args = ModelArgs.from_file(path if path is not None else Path(__file__).with_name("layout.yaml"))
-    with torch.device(device or "cpu"):
+    if device is None:
+        device = torch.get_default_device() if hasattr(torch, "get_default_device") else "cpu"
+    with torch.device(device):
         model = CausalLM(args)
     return model if dtype is None else model.to(dtype)
 

@@ -270,6 +270,12 @@ def build_model(cfg: ProxyConfig, root: Path) -> torch.nn.Module:
     return load_module(model_file).build_model(str(layout_file))
 
 
+def kernels_of(model: torch.nn.Module, device: torch.device) -> str:
+    """'triton' or 'torch': the kernel path model.py takes on `device` (forward and backward alike)."""
+    module = sys.modules.get(type(model).__module__)
+    return module.kernels_in_use(device) if hasattr(module, "kernels_in_use") else "torch"
+
+
 @torch.no_grad()
 def evaluate(model, cfg: ProxyConfig, device, rank: int, world: int, autocast) -> dict:
     """Loss and accuracy on answer positions, per task, over a fixed set drawn from seed + 1000003."""
@@ -401,6 +407,7 @@ def _train(cfg, root, model, quiet, device, rank, world) -> dict:
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "world_size": world,
         "dtype": "bf16" if use_bf16 else "fp32",
+        "kernels": kernels_of(model, device),
         "torch": torch.__version__,
         "seed": cfg.seed,
         "steps": cfg.steps,
@@ -442,7 +449,11 @@ def main(argv: list[str] | None = None) -> int:
                                    f"tasks: {', '.join(tasks.TASKS)}")
     ap.add_argument("--metrics", help="metrics JSON path (relative to the config's directory)")
     ap.add_argument("--quiet", action="store_true", help="no progress line")
+    ap.add_argument("--kernels", choices=("auto", "torch", "triton"),
+                    help="model.py's kernel path (sets MODEL_KERNELS; default: what the export chose)")
     args = ap.parse_args(argv)
+    if args.kernels:
+        os.environ["MODEL_KERNELS"] = args.kernels
     overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                  "device": args.device, "metrics": args.metrics,
                  "tasks": args.task.split(",") if args.task else None}

@@ -1,0 +1,201 @@
+"""The exported model's fast GPU path (KERNELS = "triton") against its torch reference.
+
+Skipped without CUDA or without fla-core (CI runs on the CPU); bench/gpu_fast_path.py runs them on the GPU
+machine. Tolerances are relative errors ||fast - ref|| / ||ref||: float32 models for the whole-model checks
+(fla's kernels use tf32 dots there), bfloat16 inputs for the kernel-level ones.
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+_spec = importlib.util.spec_from_file_location(
+    "fast_path_model", Path(__file__).resolve().parents[1] / "designer/export/templates/model.py")
+M = sys.modules[_spec.name] = importlib.util.module_from_spec(_spec)   # dataclasses look the module up
+_spec.loader.exec_module(M)
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available() or M.triton is None or M.fla_kernels() is None,
+                                reason="the fast path needs CUDA, triton and fla-core")
+
+HYBRID = dict(name="hybrid", hidden_size=256, vocab_size=512, pattern="M-M*-M-M*-",
+              mamba=dict(num_heads=8, head_dim=64, n_groups=2, state_size=128, chunk_size=32),
+              attention=dict(num_heads=8, num_kv_heads=2, head_dim=32), mlp=dict(intermediate_size=512))
+LLAMA = dict(name="llama", family="llama", hidden_size=256, vocab_size=512, pattern="*-*-",
+             attention=dict(num_heads=8, num_kv_heads=2, head_dim=32, rope_theta=10000.0),
+             mlp=dict(intermediate_size=512, activation="swiglu"))
+WINDOW = dict(HYBRID, name="window", attention=dict(num_heads=8, num_kv_heads=2, head_dim=32,
+                                                    rope_theta=10000.0, sliding_window=40))
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.float() - b.float()).norm() / b.float().norm()).item()
+
+
+def model_for(d: dict, dtype=torch.float32, seed: int = 0) -> M.CausalLM:
+    torch.manual_seed(seed)
+    model = M.build_model(args=M.ModelArgs.from_dict(d), device="cuda")
+    with torch.no_grad():   # norms and biases off their init values so every parameter matters
+        for name, p in model.named_parameters():
+            if not name.endswith(("A_log", "dt_bias")):
+                p.add_(0.05 * torch.randn_like(p))
+    return model.to(dtype).eval()
+
+
+class kernels:
+    """with kernels("torch"): ... runs the block on the reference path."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __enter__(self):
+        self.previous = M.set_kernels(self.name)
+
+    def __exit__(self, *exc):
+        M.set_kernels(self.previous)
+
+
+def test_triton_is_what_auto_picks_on_cuda():
+    with kernels("auto"):
+        assert M.kernels_in_use("cuda") == "triton"
+        assert M.kernels_in_use("cpu") == "torch"
+    with kernels("torch"):
+        assert M.kernels_in_use("cuda") == "torch"
+
+
+def test_triton_ssd_scan_matches_the_chunked_reference():
+    torch.manual_seed(0)
+    b, seqlen, h, p, g, n = 2, 300, 8, 64, 2, 128
+    x = torch.randn(b, seqlen, h, p, device="cuda", dtype=torch.bfloat16)
+    dt = F.softplus(torch.randn(b, seqlen, h, device="cuda") - 2)
+    A = -torch.exp(torch.randn(h, device="cuda"))
+    B = torch.randn(b, seqlen, g, n, device="cuda", dtype=torch.bfloat16) * n ** -0.5
+    C = torch.randn(b, seqlen, g, n, device="cuda", dtype=torch.bfloat16) * n ** -0.5
+    h0 = torch.randn(b, h, p, n, device="cuda")
+    y_ref, s_ref = M.ssd_chunked_scan(x, dt, A, B, C, 64, initial_state=h0)
+    y, s = M.ssd_chunked_scan_triton(x, dt, A, B, C, initial_state=h0)
+    assert y.dtype == torch.bfloat16 and s.dtype == torch.float32 and s.shape == s_ref.shape
+    assert rel(y, y_ref) < 2e-2 and rel(s, s_ref) < 1e-2
+
+
+def test_fused_decode_step_updates_the_state_in_place_like_ssd_step():
+    torch.manual_seed(1)
+    b, h, p, g, n = 3, 8, 64, 2, 128
+    state = torch.randn(b, h, p, n, device="cuda")
+    x = torch.randn(b, h, p, device="cuda")
+    dt_raw, dt_bias = torch.randn(b, h, device="cuda"), torch.randn(h, device="cuda")
+    A_log, D = torch.randn(h, device="cuda"), torch.randn(h, device="cuda")
+    B, C = torch.randn(b, g, n, device="cuda"), torch.randn(b, g, n, device="cuda")
+    dt = F.softplus(dt_raw + dt_bias).clamp(min=1e-3)
+    y_ref, s_ref = M.ssd_step(state.clone(), x, dt, -torch.exp(A_log), B, C)
+    y = M.ssd_step_triton(state, x, dt_raw, dt_bias, A_log, B, C, D, dt_min=1e-3)
+    assert rel(state, s_ref) < 1e-5
+    assert rel(y, y_ref + x * D[:, None]) < 1e-5
+
+
+@pytest.mark.parametrize("with_state", [False, True])
+def test_triton_conv_matches_reference(with_state):
+    torch.manual_seed(2)
+    conv = torch.nn.Conv1d(96, 96, 4, groups=96, padding=3).cuda()
+    x = torch.randn(2, 50, 96, device="cuda")
+    state = torch.randn(2, 96, 3, device="cuda") if with_state else None
+    ref_state = state.clone() if with_state else None
+    y_ref = M.causal_conv1d(x, conv, ref_state)
+    y = M.causal_conv1d_triton(x, conv, state)
+    assert rel(y, y_ref) < 1e-4
+    if with_state:
+        assert torch.equal(state, ref_state)
+
+
+@pytest.mark.parametrize("layout", [HYBRID, LLAMA, WINDOW], ids=lambda d: d["name"])
+def test_prefill_then_decode_matches_reference(layout):
+    """Prefill (empty and warm cache), then 40 decode steps through one CUDA graph, eager fast steps and
+    the torch reference: logits agree at every step."""
+    model = model_for(layout)
+    ids = torch.randint(0, 512, (2, 70), device="cuda")
+    with torch.no_grad():
+        with kernels("torch"):
+            full = model(ids)
+            ref_cache = model.new_cache(2, 128)
+            ref = [model(ids[:, :50], cache=ref_cache), model(ids[:, 50:60], cache=ref_cache)]
+            ref += [model(ids[:, t:t + 1], cache=ref_cache) for t in range(60, 70)]
+        with kernels("triton"):
+            assert rel(model(ids), full) < 1e-2
+            eager_cache, graph_cache = model.new_cache(2, 128), model.new_cache(2, 128)
+            step = M.DecodeGraph(model, graph_cache)
+            for cache in (eager_cache, graph_cache):
+                assert rel(model(ids[:, :50], cache=cache), ref[0]) < 1e-2
+                assert rel(model(ids[:, 50:60], cache=cache), ref[1]) < 1e-2
+            for i, t in enumerate(range(60, 70)):
+                eager = model(ids[:, t:t + 1], cache=eager_cache)
+                graph = step(ids[:, t:t + 1]).clone()
+                assert rel(eager, ref[2 + i]) < 1e-2, t
+                assert rel(graph, eager) < 1e-4, t
+            for t in range(30):   # 30 more steps: graph and eager stay together
+                nxt = eager.argmax(-1)
+                eager, graph = model(nxt, cache=eager_cache), step(nxt).clone()
+                assert rel(graph, eager) < 1e-4, t
+            assert graph_cache.seq_len == eager_cache.seq_len == 100
+
+
+def test_generate_uses_the_graph_and_matches_eager():
+    model = model_for(HYBRID)
+    prompt = torch.randint(0, 512, (3, 20), device="cuda")
+    with kernels("triton"):
+        graphed = model.generate(prompt, 24, temperature=0.0)
+        eager = model.generate(prompt, 24, temperature=0.0, cuda_graph=False)
+    assert torch.equal(graphed, eager)
+
+
+def test_prefill_into_slots_of_a_batched_cache():
+    model = model_for(HYBRID)
+    ids = torch.randint(0, 512, (3, 33), device="cuda")
+    with torch.no_grad(), kernels("triton"):
+        together = model.new_cache(3, 64)
+        want = model(ids, cache=together)
+        slots = model.new_cache(3, 64)
+        got = torch.cat([model(ids[i:i + 1], cache=slots.slot(i)) for i in range(3)])
+        slots.seq_len = 33
+        assert rel(got, want) < 1e-4
+        for a, b in zip(slots.tensors(), together.tensors()):
+            assert rel(a, b) < 1e-4
+        nxt = want[:, -1:].argmax(-1)
+        assert rel(model(nxt, cache=slots), model(nxt, cache=together)) < 1e-4
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_backward_matches_reference(dtype):
+    """Training runs the same kernels backward: gradients agree with the torch reference (bf16 via autocast,
+    as train_proxy.py runs it)."""
+    model = model_for(HYBRID).train()
+    ids = torch.randint(0, 512, (2, 96), device="cuda")
+    grads = {}
+    for name in ("torch", "triton"):
+        model.zero_grad()
+        with kernels(name), torch.autocast("cuda", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+            model.loss(ids[:, :-1], ids[:, 1:]).backward()
+        grads[name] = {n: p.grad.clone() for n, p in model.named_parameters()}
+    tol = 2e-2 if dtype == torch.float32 else 6e-2
+    for n, g in grads["torch"].items():
+        assert rel(grads["triton"][n], g) < tol, n
+
+
+def test_decode_attention_addresses_caches_beyond_2_31_elements():
+    """A batch-90 cache of 66,560 positions overflowed int32 offsets (the paper workload's first run): the
+    third sequence here starts at element 2^31."""
+    b, kv, max_len, d, groups = 3, 1, 1 << 23, 128, 4
+    k = torch.empty(b, kv, max_len, d, device="cuda", dtype=torch.bfloat16)
+    v = torch.empty_like(k)
+    live = 100
+    k[:, :, :live].normal_()
+    v[:, :, :live].normal_()
+    q = torch.randn(b, kv * groups, d, device="cuda", dtype=torch.bfloat16)
+    pos = torch.tensor(live - 1, device="cuda")
+    y = M.decode_attention_triton(q, k, v, pos)
+    ref = F.scaled_dot_product_attention(q[:, :, None].float(), k[:, :, :live].float(), v[:, :, :live].float(),
+                                         enable_gqa=True)[:, :, 0]
+    assert rel(y, ref) < 2e-2
