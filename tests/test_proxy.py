@@ -11,7 +11,6 @@ import math
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -379,12 +378,10 @@ def test_learning_rate_warms_up_then_decays_to_the_floor():
 
 
 @pytest.mark.slow
-def test_tiny_proxy_loss_falls_by_half_in_seconds_on_the_cpu(tmp_path, one_thread):
+def test_tiny_proxy_loss_falls_by_half_on_the_cpu(tmp_path, one_thread):
+    # how long this takes is measured by bench/bench_proxy_cpu.py, not asserted here
     write_job(tmp_path)
-    t0 = time.perf_counter()
     metrics = trainer.train(trainer.load_config(tmp_path / "proxy.yaml"), root=tmp_path, quiet=True)
-    elapsed = time.perf_counter() - t0
-    assert elapsed < 60
     assert metrics["initial_loss"] == pytest.approx(math.log(16), abs=0.15)   # uniform over the vocabulary
     assert metrics["final_loss"] <= 0.5 * metrics["initial_loss"], metrics["loss"][::20]
     # the loss fell by recalling: answer accuracy well above guessing among the 8 values

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
-from designer.cliutil import UsageError, emit_json, load_or_fail, nonnegative_int, positive_int
+from designer.cliutil import EXIT_BAD_INPUT, UsageError, emit_json, load_or_fail, nonnegative_int, positive_int
+from designer.commands._paths import check_output_dir, check_output_file
+from designer.layout import umask
 from designer.measure.proxy import DEFAULT_HIDDEN, DEFAULT_LAYERS, load_trainer, size_flags_error
 from designer.measure.runs import RunError, prepare_jobs, rank, run_all  # noqa: F401  (rank: re-exported)
 from designer.present.report import write_proxy_report
@@ -44,7 +49,8 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
                                                      "(default: a temporary directory, removed afterwards)")
     parser.add_argument("--report", default="proxy_report.html", metavar="HTML",
                         help="plotly HTML report (default proxy_report.html; '' for none)")
-    parser.add_argument("--quiet", action="store_true", help="no progress line")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress (a rich progress bar on a terminal, else a line per stage on stderr)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
 
 
@@ -89,9 +95,102 @@ def print_table(ranked: list[dict[str, Any]], tasks: list[str], settings: str) -
     Console(highlight=False).print(table)
 
 
+class LineProgress:
+    """Progress as plain lines on stderr (output is not a terminal): one when a candidate starts, one at
+    every tenth of its steps (at most every 2 s), one when it is done; each flushed."""
+
+    def __init__(self, total: int):
+        self.total, self.index, self.started, self.last, self.next_tenth = total, 0, 0.0, 0.0, 1
+
+    def _say(self, text: str) -> None:
+        print(f"proxy: {text}", file=sys.stderr, flush=True)
+
+    def __call__(self, event: str, name: str, step: int, steps: int, loss: Any) -> None:
+        now = time.perf_counter()
+        tag = f"[{self.index + (event == 'start')}/{self.total}] {name}"
+        if event == "start":
+            self.index += 1
+            self.started, self.last, self.next_tenth = now, now, 1
+            self._say(f"{tag}: training {steps} steps")
+        elif event == "step":
+            if step >= self.next_tenth * steps / 10 and (now - self.last >= 2.0 or step == steps):
+                self.last = now
+                while self.next_tenth * steps / 10 <= step:
+                    self.next_tenth += 1
+                self._say(f"{tag}: step {step}/{steps}, loss {loss():.4f}")
+        elif event == "done":
+            self._say(f"{tag}: done in {now - self.started:.1f} s, final loss {loss():.4f}")
+
+    def close(self) -> None:
+        pass
+
+
+class BarProgress:
+    """A rich progress bar on stderr: the candidates done, and the steps of the one training now."""
+
+    def __init__(self, total: int):
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[loss]}"),
+                            console=Console(stderr=True), transient=False)
+        self.overall = self.bar.add_task("candidates", total=total, loss="")
+        self.current = None
+        self.last = 0.0
+        self.bar.start()
+
+    def __call__(self, event: str, name: str, step: int, steps: int, loss: Any) -> None:
+        if event == "start":
+            self.current = self.bar.add_task(f"  {name}", total=steps, loss="")
+        elif event == "step" and self.current is not None:
+            now = time.perf_counter()
+            fields = {}
+            if now - self.last >= 0.5 or step == steps:      # loss() waits for the device: not every step
+                self.last = now
+                fields["loss"] = f"loss {loss():.4f}"
+            self.bar.update(self.current, completed=step, **fields)
+        elif event == "done" and self.current is not None:
+            self.bar.update(self.current, completed=steps, loss=f"loss {loss():.4f}")
+            self.bar.advance(self.overall)
+
+    def close(self) -> None:
+        self.bar.stop()
+
+
+def make_progress(total: int, quiet: bool):
+    """The progress reporter for `total` candidates: a bar on a terminal, lines otherwise, None if quiet."""
+    if quiet:
+        return None
+    return BarProgress(total) if sys.stderr.isatty() else LineProgress(total)
+
+
+def save_results(doc: dict[str, Any], out: str | None) -> Path:
+    """Write the ranking as JSON where it survives: --out/proxy_results.json, else a file in the system
+    temporary directory. Returns the path."""
+    text = json.dumps(doc, indent=1, default=str)
+    if out:
+        try:
+            path = Path(out) / "proxy_results.json"
+            path.write_text(text)
+            return path
+        except OSError:
+            pass
+    fd, name = tempfile.mkstemp(prefix="designer-proxy-results-", suffix=".json")
+    os.fchmod(fd, 0o666 & ~umask())
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return Path(name)
+
+
 def run(args: argparse.Namespace) -> int:
     if error := size_flags_error(args.proxy_hidden, args.proxy_layers, args.proxy_scale):
         raise UsageError(error)
+    # output paths first: a bad one must not cost a training run
+    if args.report:
+        check_output_file(args.report, "--report")
+    if args.out:
+        check_output_dir(args.out, "--out")
     layouts = [load_or_fail(ref) for ref in args.layouts]
     options = trainer_options(args)
     with tempfile.TemporaryDirectory(prefix="designer-proxy-") as tmp:
@@ -99,26 +198,46 @@ def run(args: argparse.Namespace) -> int:
         try:
             jobs = prepare_jobs(layouts, root, nproc=args.nproc, hidden=args.proxy_hidden, layers=args.proxy_layers,
                                 scale=args.proxy_scale, **options)
-            ranked = run_all(jobs, args.nproc, args.quiet)
         except RunError as e:
             raise UsageError(str(e)) from None
+        except OSError as e:
+            raise UsageError(f"--out {args.out or tmp}: cannot write the proxy jobs: {e.strerror or e}") from None
+        progress = make_progress(len(jobs), args.quiet)
+        try:
+            ranked = run_all(jobs, args.nproc, args.quiet, progress)
+        except RunError as e:
+            raise UsageError(str(e)) from None
+        finally:
+            if progress is not None:
+                progress.close()
     config = jobs[0][2]
     tasks = list(config["tasks"])
     settings = (f"{', '.join(tasks)}; {config['steps']} steps x {config['batch_size']} x {config['seq_len']} "
                 f"tokens, vocab {config['vocab_size']}, seed {config['seed']}, {ranked[0]['device']}")
     report = args.report or None
+    doc = {"settings": {k: config[k] for k in ("tasks", "steps", "batch_size", "seq_len", "vocab_size", "lr",
+                                               "seed")},
+           "nproc": args.nproc, "report": report, "out": args.out,
+           "ranking": [{"rank": i, **r} for i, r in enumerate(ranked, start=1)]}
+    code, saved = 0, None
     if report:
-        write_proxy_report(report, ranked, tasks, settings)
+        try:
+            write_proxy_report(report, ranked, tasks, settings)
+        except OSError as e:   # checked before training, but the disk can still fill up or change under us
+            saved = save_results(doc, args.out)
+            doc.update(report=None, report_error=f"{report}: {e.strerror or e}", results=str(saved))
+            print(f"designer: error: --report {report}: cannot write it ({e.strerror or e}); "
+                  f"the results are saved in {saved}", file=sys.stderr)
+            code, report = EXIT_BAD_INPUT, None
     if args.json:
-        emit_json({"settings": {k: config[k] for k in ("tasks", "steps", "batch_size", "seq_len", "vocab_size",
-                                                       "lr", "seed")},
-                   "nproc": args.nproc, "report": report, "out": args.out,
-                   "ranking": [{"rank": i, **r} for i, r in enumerate(ranked, start=1)]})
-        return 0
+        emit_json(doc)
+        return code
     print_table(ranked, tasks, settings)
     if report:
         print(f"report: {report}")
+    if saved:
+        print(f"results (JSON): {saved}")
     if args.out:
         print(f"proxy jobs and metrics: {args.out}/")
-    return 0
+    return code
 

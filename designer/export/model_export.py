@@ -3,22 +3,33 @@ megatron.sh, train_proxy.py + proxy.yaml (designer.measure.proxy), README.md.
 
 Atomic: everything is written into a temporary directory beside the target and renamed into place at the
 end, so a failed export leaves nothing behind, and an existing directory is replaced (with `force`) only
-after the new one is complete. The exporter asks rather than recounts: parameters come from the profiler
-(designer.profile.params), rule findings from designer.rules, the TP/PP plan from designer.export.megatron.
+after the new one is complete. Kill-safe: the hidden folders beside the target carry the writer's pid
+(`.NAME.tmp-PID-*` being written, `.NAME.old-PID-*` the replaced export, `.NAME.del-PID-*` being deleted);
+the next export of NAME removes those whose process is dead, and restores a `.NAME.old-*` when a kill
+between the two renames of a replacement left the target missing. On Linux the replacement is one
+renameat2(RENAME_EXCHANGE), so the target never goes missing at all.
+
+The exporter asks rather than recounts: parameters come from the profiler (designer.profile.params), rule
+findings from designer.rules, the TP/PP plan from designer.export.megatron.
 """
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import os
+import re
 import shutil
 import stat
+import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from designer.export.template import load_template, template_path
-from designer.layout import Layout, layout_to_dict
+from designer.layout import Layout, layout_to_dict, umask
 from designer.profile.params import count_params
 from designer.rules import check
 EXPORT_ROOT = Path("exported")
@@ -126,9 +137,106 @@ def _check_target(out_dir: Path, force: bool) -> None:
 
 
 def _write(path: Path, text: str, executable: bool = False) -> None:
-    path.write_text(text)
+    path.write_text(text)     # open(): 0666 & ~umask, like every file a user writes
     if executable:
         path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+
+
+# --------------------------------------------------------------------------------------------------
+# Kill safety: hidden folders named for their writer's pid, a swap that can be undone or is one rename
+
+PAUSE_ENV = "DESIGNER_EXPORT_PAUSE"   # "POINT:FLAGFILE": at POINT, touch FLAGFILE and sleep (tests kill there)
+SWAP_ENV = "DESIGNER_EXPORT_SWAP"     # "rename": use the two-rename swap even where RENAME_EXCHANGE works
+PAUSE_POINTS = ("writing", "written", "moved-aside", "swapped", "deleting")
+
+
+def _pause(point: str) -> None:
+    """Test hook: with DESIGNER_EXPORT_PAUSE=POINT:FLAGFILE set, stop at POINT (a test SIGKILLs us there)."""
+    want, _, flag = os.environ.get(PAUSE_ENV, "").partition(":")
+    if want == point:
+        Path(flag).write_text(str(os.getpid()))
+        time.sleep(3600)
+
+
+def _hidden(out_dir: Path, kind: str) -> Path:
+    """A fresh, not yet existing name `.NAME.KIND-PID-xxxx` beside out_dir."""
+    path = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.{kind}-{os.getpid()}-", dir=out_dir.parent))
+    os.rmdir(path)
+    return path
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):   # no such process (a pid past the limit: none ever)
+        return False
+    except OSError:          # EPERM: someone else's live process
+        return True
+    return True
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def recover_interrupted(out_dir: str | os.PathLike) -> list[str]:
+    """Undo what a killed export of out_dir left: restore the replaced export when the target is missing
+    (a kill between the two renames of a replacement), then remove the hidden folders of dead writers.
+    Folders of live writers (another export running now) are left alone. Returns what was done."""
+    out_dir = Path(out_dir)
+    parent = out_dir.parent
+    if not parent.is_dir():
+        return []
+    pattern = re.compile(rf"^\.{re.escape(out_dir.name)}\.(tmp|old|del)-(\d+)-[^/]*$")
+    stale: list[tuple[str, Path]] = []
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        return []
+    for p in entries:
+        m = pattern.match(p.name)
+        if m and not _pid_alive(int(m.group(2))):
+            stale.append((m.group(1), p))
+    done = []
+    if not (out_dir.exists() or out_dir.is_symlink()):
+        olds = sorted((p for kind, p in stale if kind == "old"), key=_mtime, reverse=True)
+        if olds:   # a `.old-*` folder is always a complete export: it is renamed as a whole, deleted as `.del-*`
+            try:
+                os.replace(olds[0], out_dir)
+                done.append(f"restored {out_dir} from an interrupted export ({olds[0].name})")
+                stale = [(k, p) for k, p in stale if p != olds[0]]
+            except OSError:
+                pass
+    for _kind, p in stale:
+        shutil.rmtree(p, ignore_errors=True)
+        if not p.exists():
+            done.append(f"removed {p.name}, left by an interrupted export")
+    return done
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE). False where that is not available
+    (another OS, an old kernel or libc, a file system without it): the caller falls back to two renames."""
+    if not sys.platform.startswith("linux") or os.environ.get(SWAP_ENV) == "rename":
+        return False
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
 
 
 KERNEL_CHOICES = ("auto", "torch", "triton")   # model.py's KERNELS: the fast GPU path (docs/fast_path.md)
@@ -156,6 +264,7 @@ def _write_contents(layout: Layout, tmp: Path, violations: list[dict], proxy_opt
     files.append("layout.yaml")
     _write(tmp / "model.py", model_py_text(kernels))
     files.append("model.py")
+    _pause("writing")
     if kernels != "auto":
         notes.append(f"model.py: kernels {kernels} by default (MODEL_KERNELS overrides; docs/fast_path.md)")
     args = model_args(layout)
@@ -209,33 +318,47 @@ def export_layout(layout: Layout, out_dir: str | os.PathLike | None = None, *, f
         more = f" and {len(errors) - 5} more" if len(errors) > 5 else ""
         raise ExportRefused(f"{layout.name}: {len(errors)} rule error(s): {listing}{more}; fix them "
                             f"(designer fix) or pass --allow-violations", violations)
+    notes = recover_interrupted(out_dir)
     _check_target(out_dir, force)
 
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-{os.getpid()}-", dir=out_dir.parent))
     except OSError as e:
         raise ExportError(f"{out_dir}: cannot create: {e.strerror or e}") from None
     old = None
     try:
         result = _write_contents(layout, tmp, violations, proxy_options or {}, kernels)
-        tmp.chmod(0o755)
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-            os.rmdir(old)
-            os.replace(out_dir, old)
-        try:
+        tmp.chmod(0o777 & ~umask())      # mkdtemp makes 0700; a directory the user made would be 0755
+        _pause("written")
+        if not out_dir.exists():
             os.replace(tmp, out_dir)
-        except OSError:
-            if old is not None:
+        elif _exchange(tmp, out_dir):     # one step: out_dir is the new export, tmp holds the old one
+            old = tmp
+            _pause("swapped")
+        else:                             # two renames; recover_interrupted undoes a kill between them
+            old = _hidden(out_dir, "old")
+            os.replace(out_dir, old)
+            _pause("moved-aside")
+            try:
+                os.replace(tmp, out_dir)
+            except OSError:
                 os.replace(old, out_dir)
                 old = None
-            raise
+                raise
+            _pause("swapped")
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        trash = _hidden(out_dir, "del")   # a `.old-*` folder is only ever a complete export
+        try:
+            os.replace(old, trash)
+        except OSError:
+            trash = old
+        _pause("deleting")
+        shutil.rmtree(trash, ignore_errors=True)
     result.out_dir = out_dir
+    result.notes[:0] = notes
     return result
-

@@ -1,6 +1,6 @@
 """Proxy training: train a small copy of a layout on synthetic tasks, write a metrics JSON.
 
-    python train_proxy.py [--config proxy.yaml] [--steps N] [--device cuda] [--quiet]
+    python train_proxy.py [--config proxy.yaml] [--steps N] [--device cuda] [--quiet] [--progress-json]
     torchrun --nproc_per_node N train_proxy.py [...]        (torch.distributed DDP: NCCL on GPU, gloo on CPU)
 
 Needs only torch and two files beside this one: model.py (`build_model(path)` -> a module whose forward takes
@@ -301,8 +301,11 @@ def evaluate(model, cfg: ProxyConfig, device, rank: int, world: int, autocast) -
 
 
 def train(cfg: ProxyConfig, *, root: str | os.PathLike = ".", model: torch.nn.Module | None = None,
-          quiet: bool = False) -> dict:
-    """Run the job; returns the metrics (every rank) and writes them to root/cfg.metrics (rank 0)."""
+          quiet: bool = False, progress=None) -> dict:
+    """Run the job; returns the metrics (every rank) and writes them to root/cfg.metrics (rank 0).
+
+    progress(step, steps, loss) is called on rank 0 after every step (loss: a function giving the last
+    loss, which waits for the device: call it sparingly); it replaces the progress line."""
     root = Path(root)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -323,12 +326,12 @@ def train(cfg: ProxyConfig, *, root: str | os.PathLike = ".", model: torch.nn.Mo
         torch.use_deterministic_algorithms(True, warn_only=True)
         warnings.filterwarnings("ignore", message=".*deterministic.*")
     try:
-        return _train(cfg, root, model, quiet, device, rank, world)
+        return _train(cfg, root, model, quiet, device, rank, world, progress)
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
 
 
-def _train(cfg, root, model, quiet, device, rank, world) -> dict:
+def _train(cfg, root, model, quiet, device, rank, world, progress=None) -> dict:
     torch.manual_seed(cfg.seed)
     if model is None:
         model = build_model(cfg, root)
@@ -347,7 +350,8 @@ def _train(cfg, root, model, quiet, device, rank, world) -> dict:
     skip = min(cfg.timing_skip, cfg.steps // 2)
     losses: list[torch.Tensor] = []
     history = []
-    bar = Progress(cfg.steps, cfg.name, enabled=not quiet and rank == 0)
+    bar = Progress(cfg.steps, cfg.name, enabled=not quiet and rank == 0 and progress is None)
+    report = progress if progress is not None and rank == 0 else None
     eval_s = 0.0
     t_start = t_timed = time.perf_counter()
     for step in range(cfg.steps):
@@ -383,6 +387,8 @@ def _train(cfg, root, model, quiet, device, rank, world) -> dict:
             if step >= skip:   # evaluation is not training: keep it out of tokens/s
                 eval_s += time.perf_counter() - t_eval
         bar.update(step + 1, lambda: f"loss {losses[-1].item():.4f} lr {lr:.2e}")
+        if report is not None:
+            report(step + 1, cfg.steps, lambda: losses[-1].item())
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     t_end = time.perf_counter()
@@ -437,6 +443,18 @@ def _train(cfg, root, model, quiet, device, rank, world) -> dict:
     return metrics
 
 
+def json_progress(every_s: float = 0.5):
+    """A progress callback printing {"step", "steps", "loss"} lines on stdout, flushed, at most every_s apart."""
+    last = [-math.inf]
+
+    def report(step: int, steps: int, loss) -> None:
+        now = time.perf_counter()
+        if now - last[0] >= every_s or step == steps:
+            last[0] = now
+            print(json.dumps({"step": step, "steps": steps, "loss": loss()}), flush=True)
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="train_proxy.py", description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(HERE / "proxy.yaml"), help="proxy.yaml (JSON); default: beside this file")
@@ -449,6 +467,9 @@ def main(argv: list[str] | None = None) -> int:
                                    f"tasks: {', '.join(tasks.TASKS)}")
     ap.add_argument("--metrics", help="metrics JSON path (relative to the config's directory)")
     ap.add_argument("--quiet", action="store_true", help="no progress line")
+    ap.add_argument("--progress-json", action="store_true",
+                    help='progress as JSON lines on stdout ({"step", "steps", "loss"}, about twice a second), '
+                         "for a program that runs this job")
     ap.add_argument("--kernels", choices=("auto", "torch", "triton"),
                     help="model.py's kernel path (sets MODEL_KERNELS; default: what the export chose)")
     args = ap.parse_args(argv)
@@ -459,7 +480,8 @@ def main(argv: list[str] | None = None) -> int:
                  "tasks": args.task.split(",") if args.task else None}
     try:
         cfg = load_config(args.config, **overrides)
-        metrics = train(cfg, root=Path(args.config).parent, quiet=args.quiet)
+        metrics = train(cfg, root=Path(args.config).parent, quiet=args.quiet,
+                        progress=json_progress() if args.progress_json else None)
     except ConfigError as e:
         print(f"train_proxy.py: error: {e}", file=sys.stderr)
         return 2
