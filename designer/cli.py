@@ -8,7 +8,8 @@ import sys
 from types import ModuleType
 from typing import Callable
 
-from designer.cliutil import ArgumentParser, LayoutError, UsageError, fail
+from designer.cliutil import (EXIT_INTERNAL, REPORT_URL, ArgumentParser, LayoutError, UsageError, fail, fail_layout,
+                              set_json_errors)
 
 
 def _validate() -> ModuleType:
@@ -56,6 +57,11 @@ def _proxy() -> ModuleType:
     return proxy
 
 
+def _search() -> ModuleType:
+    from designer.commands import search
+    return search
+
+
 def _app() -> ModuleType:
     from designer.commands import app
     return app
@@ -72,6 +78,7 @@ COMMANDS: dict[str, tuple[Callable[[], ModuleType], str]] = {
     "compare": (_compare, "several layouts side by side (table, JSON, HTML report)"),
     "export": (_export, "write a runnable PyTorch model, HF/Megatron configs and proxy jobs"),
     "proxy": (_proxy, "train each layout's proxy on synthetic tasks and rank them"),
+    "search": (_search, "Pareto front of layouts derived from a base under rules and budgets"),
     "app": (_app, "start the browser app (Streamlit)"),
 }
 
@@ -81,6 +88,9 @@ def _usage() -> str:
     lines = ["usage: designer COMMAND [options]   (designer COMMAND --help for a command's options)", "",
              "commands:"]
     lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "every command: --json (one JSON document on stdout, errors included), --debug (the traceback of an "
+              "internal error)", "exit codes: 0 ok, 1 rule violations, 2 bad input, 3 internal error (a bug: please "
+              "report it)"]
     return "\n".join(lines)
 
 
@@ -99,16 +109,30 @@ def main(argv: list[str] | None = None) -> int:
         close = difflib.get_close_matches(name, COMMANDS, n=1)
         fail(f"unknown command {name!r}" + (f" (did you mean '{close[0]}'?)" if close else "")
              + f"; commands: {', '.join(COMMANDS)}")
-    module = COMMANDS[name][0]()
-    parser = ArgumentParser(prog=f"designer {name}", description=COMMANDS[name][1])
-    module.build_parser(parser)
-    args = parser.parse_args(rest)
+    debug = "--debug" in rest
+    rest = [a for a in rest if a != "--debug"]
+    set_json_errors("--json" in rest)
     try:
+        module = COMMANDS[name][0]()
+        parser = ArgumentParser(prog=f"designer {name}", description=COMMANDS[name][1])
+        module.build_parser(parser)
+        args = parser.parse_args(rest)
         return int(module.run(args) or 0)
-    except (LayoutError, UsageError) as e:
+    except LayoutError as e:
+        fail_layout(e)
+    except UsageError as e:
         fail(str(e))
     except BrokenPipeError:
         return 0
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except Exception as e:  # a bug, not bad input: its own exit code, one line, the traceback on request
+        if debug:
+            import traceback
+            traceback.print_exc()
+        fail(f"internal error: {e.__class__.__name__}: {e} (a bug in designer, not in your input; please "
+             f"report it to {REPORT_URL} with the command line; rerun with --debug for the traceback)",
+             EXIT_INTERNAL)
 
 
 if __name__ == "__main__":

@@ -8,16 +8,43 @@ from typing import Any, NoReturn
 
 from designer.layout import Layout, LayoutError, load_layout
 
-EXIT_OK, EXIT_VIOLATIONS, EXIT_BAD_INPUT = 0, 1, 2
+# 0 ok, 1 rule violations (or a failed check), 2 bad input, 3 an internal error (a bug: please report it)
+EXIT_OK, EXIT_VIOLATIONS, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+REPORT_URL = "the designer issue tracker"
 
 
 class UsageError(Exception):
     """A bad option value; reported as one line on stderr with exit code 2."""
 
 
-def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+class _Output:
+    """How errors are reported for the command being run: set once by `designer.cli.main`."""
+    json = False
+
+
+def set_json_errors(enabled: bool) -> None:
+    _Output.json = enabled
+
+
+def error_document(message: str, *, file: str | None = None, key: str | None = None, layer: int | None = None,
+                   code: int = EXIT_BAD_INPUT) -> dict[str, Any]:
+    """The one JSON document a `--json` command prints on stdout when it fails."""
+    return {"error": {"message": message, "file": file, "key": key, "layer": layer, "exit_code": code}}
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT, *, file: str | None = None, key: str | None = None,
+         layer: int | None = None) -> NoReturn:
+    """Report a bad input (or an internal error) as one line on stderr and, with --json, as one JSON error
+    document on stdout; then exit with `code`."""
     print(f"designer: error: {message}", file=sys.stderr)
+    if _Output.json:
+        print(json.dumps(error_document(message, file=file, key=key, layer=layer, code=code), indent=2))
     raise SystemExit(code)
+
+
+def fail_layout(e: LayoutError) -> NoReturn:
+    """A LayoutError as a bad-input failure, its file, key and layer kept for the JSON document."""
+    fail(str(e), file=e.source, key=e.key, layer=e.layer)
 
 
 def emit_json(obj: Any) -> None:
@@ -49,7 +76,7 @@ def load_or_fail(ref: str) -> Layout:
     try:
         return load_layout(ref)
     except LayoutError as e:
-        fail(str(e))
+        fail_layout(e)
 
 
 class ArgumentParser(argparse.ArgumentParser):

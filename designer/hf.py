@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from designer.layout import ATTENTION, CONFIG_READERS, MAMBA, MLP, MOE, Layout, LayoutError, layout_from_dict
+from designer.layout import (ATTENTION, CONFIG_READERS, MAMBA, MAX_DIM, MAX_LAYERS, MAX_VOCAB, MLP, MOE, Layout,
+                             LayoutError, _as_float, _as_int, layout_from_dict)
 
 # nemotron_h layer-type names, old (hybrid_override_pattern era) and new (layers_block_type lists)
 _NH_TYPE_TO_SYMBOL = {"mamba": MAMBA, "linear_attention": MAMBA, "attention": ATTENTION, "full_attention": ATTENTION,
@@ -196,10 +197,19 @@ def _slug(text: str) -> str:
     return s or "imported"
 
 
-def _get(data: dict, *keys: str, default: Any = None, required: bool = True, source: str | None = None) -> Any:
+def _get(data: dict, *keys: str, default: Any = None, required: bool = True, source: str | None = None,
+         kind: str = "int", minimum: float = 1, maximum: float = MAX_DIM) -> Any:
+    """The first present key's value, checked: `kind` "int" (an integer, or an integral float, within
+    [minimum, maximum]), "float" (finite, > minimum) or "any" (as is). A missing key takes `default`; without
+    one it is an error naming the key."""
     for k in keys:
         if k in data and data[k] is not None:
-            return data[k]
+            value = data[k]
+            if kind == "int":
+                return _as_int(value, k, source, minimum=int(minimum), maximum=int(maximum))
+            if kind == "float":
+                return _as_float(value, k, source, minimum=minimum, maximum=maximum)
+            return value
     if required and default is None:
         raise LayoutError(f"missing (needed to build the layout from a {data.get('model_type')} config)",
                           source=source, key=keys[0])
@@ -207,107 +217,147 @@ def _get(data: dict, *keys: str, default: Any = None, required: bool = True, sou
 
 
 def _nh_pattern(data: dict, source: str | None) -> str:
-    if isinstance(data.get("hybrid_override_pattern"), str):
-        return data["hybrid_override_pattern"]
-    types = data.get("layers_block_type") or data.get("layer_types")
-    if isinstance(types, list):
-        try:
-            return "".join(_NH_TYPE_TO_SYMBOL[t] for t in types)
-        except (KeyError, TypeError):
-            raise LayoutError(f"unknown layer type; allowed: {', '.join(_NH_TYPE_TO_SYMBOL)}", source=source,
-                              key="layers_block_type") from None
-    raise LayoutError("a nemotron_h config needs hybrid_override_pattern or layers_block_type", source=source,
-                      key="hybrid_override_pattern")
+    pattern = data.get("hybrid_override_pattern")
+    key = "hybrid_override_pattern"
+    if not isinstance(pattern, str):
+        types = data.get("layers_block_type") or data.get("layer_types")
+        key = "layers_block_type" if data.get("layers_block_type") else "layer_types"
+        if not isinstance(types, list):
+            raise LayoutError("a nemotron_h config needs hybrid_override_pattern (a string) or layers_block_type "
+                              "(a list)", source=source, key="hybrid_override_pattern")
+        if len(types) > MAX_LAYERS:
+            raise LayoutError(f"has {len(types)} layers; at most {MAX_LAYERS} allowed", source=source, key=key)
+        for i, t in enumerate(types):
+            if not isinstance(t, str) or t not in _NH_TYPE_TO_SYMBOL:
+                raise LayoutError(f"unknown layer type {t!r}; allowed: {', '.join(_NH_TYPE_TO_SYMBOL)}",
+                                  source=source, key=key, layer=i)
+        pattern = "".join(_NH_TYPE_TO_SYMBOL[t] for t in types)
+    n = data.get("num_hidden_layers")
+    if n is not None and _as_int(n, "num_hidden_layers", source, maximum=MAX_LAYERS) != len(pattern):
+        raise LayoutError(f"num_hidden_layers is {n} but {key} has {len(pattern)} layers; they must agree",
+                          source=source, key="num_hidden_layers")
+    return pattern
 
 
 def layout_from_hf_config(data: dict[str, Any], *, source: str | None = None, name: str | None = None) -> Layout:
     """Build a Layout from a transformers config.json dict (nemotron_h, falcon_mamba, mamba, mamba2, llama,
     mistral, qwen2)."""
     mt = data.get("model_type")
+    if mt not in SUPPORTED_MODEL_TYPES:
+        shown = f"model_type {mt}" if isinstance(mt, str) else ("no model_type" if mt is None else f"model_type {mt!r}")
+        raise LayoutError(f"{shown} is not supported; supported: {', '.join(SUPPORTED_MODEL_TYPES)}", source=source,
+                          key="model_type")
     g = lambda *k, **kw: _get(data, *k, source=source, **kw)  # noqa: E731
+    layers = lambda *k: _get(data, *k, source=source, maximum=MAX_LAYERS)  # noqa: E731
+    flag = lambda k, default: _as_bool_like(data.get(k, default), k, source)  # noqa: E731
     name = name or _slug(str(data.get("_name_or_path") or (source or "").rsplit("/", 1)[-1].removesuffix(".json")
                              or mt or "imported"))
     if name in ("config", "imported") and mt:
         name = f"imported-{mt.replace('_', '-')}"
     base: dict[str, Any] = {"name": name, "source": f"Hugging Face config.json ({mt})" + (f": {source}" if source else ""),
-                            "hidden_size": g("hidden_size", "d_model"), "vocab_size": g("vocab_size"),
-                            "tie_word_embeddings": bool(data.get("tie_word_embeddings", mt in ("mamba", "falcon_mamba"))),
-                            "norm_eps": float(g("layer_norm_epsilon", "rms_norm_eps", "norm_eps", default=1e-5))}
+                            "hidden_size": g("hidden_size", "d_model"), "vocab_size": g("vocab_size", maximum=MAX_VOCAB),
+                            "tie_word_embeddings": flag("tie_word_embeddings", mt in ("mamba", "falcon_mamba")),
+                            "norm_eps": g("layer_norm_epsilon", "rms_norm_eps", "norm_eps", default=1e-5, kind="float", minimum=0)}
     if mt == "nemotron_h":
         pattern = _nh_pattern(data, source)
         base.update(family="nemotron_h", pattern=pattern,
-                    max_position_embeddings=int(data.get("max_position_embeddings") or 8192))
+                    max_position_embeddings=g("max_position_embeddings", default=8192, maximum=1 << 30))
         if MAMBA in pattern:
             base["mamba"] = dict(version=2, num_heads=g("mamba_num_heads"), head_dim=g("mamba_head_dim"),
                                  n_groups=g("n_groups", "mamba_n_groups", default=8), state_size=g("ssm_state_size"),
                                  conv_kernel=g("conv_kernel", "mamba_d_conv", default=4),
-                                 conv_bias=bool(data.get("use_conv_bias", True)),
-                                 proj_bias=bool(data.get("mamba_proj_bias", False)),
+                                 conv_bias=flag("use_conv_bias", True),
+                                 proj_bias=flag("mamba_proj_bias", False),
                                  chunk_size=g("chunk_size", "mamba_chunk_size", default=128))
         if ATTENTION in pattern:
             heads = g("num_attention_heads")
             base["attention"] = dict(num_heads=heads, num_kv_heads=g("num_key_value_heads", default=heads),
-                                     head_dim=g("head_dim", default=base["hidden_size"] // heads),
+                                     head_dim=g("head_dim", default=base["hidden_size"] // heads or None),
                                      qkv_bias=False, rope_theta=None)
-        act = {"relu2": "relu2", "gelu": "gelu", "silu": "swiglu"}.get(data.get("mlp_hidden_act", "relu2"), "relu2")
+        act = _activation(data.get("mlp_hidden_act", "relu2"), "mlp_hidden_act", source)
         if MLP in pattern:
             base["mlp"] = dict(intermediate_size=g("intermediate_size"), activation=act,
-                               bias=bool(data.get("mlp_bias", False)))
+                               bias=flag("mlp_bias", False))
         if MOE in pattern:
             base["moe"] = dict(num_experts=g("n_routed_experts", "num_local_experts"), top_k=g("num_experts_per_tok"),
                                intermediate_size=g("moe_intermediate_size"),
-                               shared_intermediate_size=int(data.get("moe_shared_expert_intermediate_size") or 0)
-                               * int(data.get("n_shared_experts", 1) or 0),
-                               activation=act, routed_scaling_factor=float(data.get("routed_scaling_factor", 1.0)))
+                               shared_intermediate_size=g("moe_shared_expert_intermediate_size", default=0, minimum=0)
+                               * g("n_shared_experts", default=1, minimum=0),
+                               activation=act, routed_scaling_factor=g("routed_scaling_factor", default=1.0,
+                                                                       kind="float", minimum=0))
         base["rules"] = ["nemotron-h"]
     elif mt in ("falcon_mamba", "mamba"):
         hidden = base["hidden_size"]
         expand = g("expand", default=2)
-        inter = data.get("intermediate_size") or expand * hidden
+        inter = g("intermediate_size", default=expand * hidden)
         if inter % hidden:
             raise LayoutError(f"intermediate_size {inter} is not a multiple of hidden_size {hidden}", source=source,
                               key="intermediate_size")
-        base.update(family=mt, pattern=MAMBA * g("num_hidden_layers", "n_layer"),
-                    mamba=dict(version=1, expand=inter // hidden, dt_rank=data.get("time_step_rank", "auto"),
+        base.update(family=mt, pattern=MAMBA * layers("num_hidden_layers", "n_layer"),
+                    mamba=dict(version=1, expand=inter // hidden, dt_rank=_dt_rank(data.get("time_step_rank", "auto"), source),
                                state_size=g("state_size", default=16), conv_kernel=g("conv_kernel", default=4),
-                               conv_bias=bool(data.get("use_conv_bias", True)), proj_bias=bool(data.get("use_bias", False)),
+                               conv_bias=flag("use_conv_bias", True), proj_bias=flag("use_bias", False),
                                bcdt_norm=mt == "falcon_mamba"))
     elif mt == "mamba2":
         hidden = base["hidden_size"]
         heads = g("num_heads")
-        head_dim = g("head_dim", default=int(g("expand", default=2) * hidden) // heads)
-        base.update(family="mamba2", pattern=MAMBA * g("num_hidden_layers", "n_layer"),
+        head_dim = g("head_dim", default=int(g("expand", default=2, kind="float", minimum=0) * hidden) // heads or None)
+        base.update(family="mamba2", pattern=MAMBA * layers("num_hidden_layers", "n_layer"),
                     mamba=dict(version=2, num_heads=heads, head_dim=head_dim, n_groups=g("n_groups", default=1),
                                state_size=g("state_size", default=128), conv_kernel=g("conv_kernel", default=4),
-                               conv_bias=bool(data.get("use_conv_bias", True)), proj_bias=bool(data.get("use_bias", False)),
+                               conv_bias=flag("use_conv_bias", True), proj_bias=flag("use_bias", False),
                                chunk_size=g("chunk_size", default=256)))
     elif mt in ("llama", "mistral", "qwen2"):
         heads = g("num_attention_heads")
         hidden = base["hidden_size"]
-        qkv_bias = mt == "qwen2" or bool(data.get("attention_bias", False))
-        base.update(family="qwen2" if mt == "qwen2" else "llama", pattern="*-" * g("num_hidden_layers"),
-                    max_position_embeddings=int(data.get("max_position_embeddings") or 131072),
+        qkv_bias = mt == "qwen2" or flag("attention_bias", False)
+        base.update(family="qwen2" if mt == "qwen2" else "llama", pattern="*-" * layers("num_hidden_layers"),
+                    max_position_embeddings=g("max_position_embeddings", default=131072, maximum=1 << 30),
                     attention=dict(num_heads=heads, num_kv_heads=g("num_key_value_heads", default=heads),
-                                   head_dim=g("head_dim", default=hidden // heads), qkv_bias=qkv_bias,
-                                   rope_theta=float(_rope_theta(data)),
-                                   sliding_window=data.get("sliding_window") if data.get("use_sliding_window",
-                                                                                          mt == "mistral") else None),
+                                   head_dim=g("head_dim", default=hidden // heads or None), qkv_bias=qkv_bias,
+                                   rope_theta=_rope_theta(data, source),
+                                   sliding_window=g("sliding_window", required=False) if flag("use_sliding_window",
+                                                                                           mt == "mistral") else None),
                     mlp=dict(intermediate_size=g("intermediate_size"), activation="swiglu",
-                             bias=bool(data.get("mlp_bias", False))))
+                             bias=flag("mlp_bias", False)))
         if mt == "llama" and qkv_bias:
             base["family"] = None
             del base["family"]
-    else:
-        known = "nemotron_h, falcon_mamba, mamba, mamba2, llama, mistral, qwen2"
-        raise LayoutError(f"model_type {mt!r} is not supported; supported: {known}", source=source, key="model_type")
     return layout_from_dict(base, source=source)
 
 
-def _rope_theta(data: dict) -> float:
+SUPPORTED_MODEL_TYPES = ("nemotron_h", "falcon_mamba", "mamba", "mamba2", "llama", "mistral", "qwen2")
+_HF_TO_ACTIVATION = {"relu2": "relu2", "gelu": "gelu", "silu": "swiglu"}
+
+
+def _as_bool_like(value: Any, key: str, source: str | None) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value in (0, 1):
+        return bool(value)
+    raise LayoutError(f"must be true or false, got {value!r}", source=source, key=key)
+
+
+def _activation(value: Any, key: str, source: str | None) -> str:
+    if value not in _HF_TO_ACTIVATION:
+        raise LayoutError(f"unsupported activation {value!r}; supported: {', '.join(_HF_TO_ACTIVATION)}",
+                          source=source, key=key)
+    return _HF_TO_ACTIVATION[value]
+
+
+def _dt_rank(value: Any, source: str | None) -> int | str:
+    return value if value == "auto" else _as_int(value, "time_step_rank", source)
+
+
+def _rope_theta(data: dict, source: str | None) -> float:
+    """rope_theta at the top level, or inside rope_parameters / rope_scaling (newer transformers)."""
     if data.get("rope_theta") is not None:
-        return float(data["rope_theta"])
-    params = data.get("rope_parameters") or data.get("rope_scaling") or {}
-    return float(params.get("rope_theta", 10000.0)) if isinstance(params, dict) else 10000.0
+        return _as_float(data["rope_theta"], "rope_theta", source)
+    for key in ("rope_parameters", "rope_scaling"):
+        params = data.get(key)
+        if isinstance(params, dict) and params.get("rope_theta") is not None:
+            return _as_float(params["rope_theta"], f"{key}.rope_theta", source)
+    return 10000.0
 
 
 def read_config(data: dict[str, Any], source: str | None = None) -> Layout | None:

@@ -296,6 +296,9 @@ class MoEConfig:
 
     def __post_init__(self) -> None:
         _validate(self, "moe.")
+        if self.top_k > self.num_experts:   # impossible, not merely unwise: refused on construction
+            raise LayoutError(f"must be at most moe.num_experts {self.num_experts} (each token picks top_k distinct "
+                              f"experts), got {self.top_k}", key="moe.top_k")
 
     @property
     def gated(self) -> bool:
@@ -422,6 +425,45 @@ class Layout:
 # Pattern strings
 
 
+def tensor_parallel_sizes(layout: Layout) -> list[tuple[str, str, int]]:
+    """(symbol, name, size) of every size tensor parallelism splits evenly over the ranks (Megatron-LM):
+    attention and KV heads, Mamba-2 heads and groups (Mamba-1 d_inner), MLP and expert FFN columns. ST007,
+    the exporter's TP/PP suggestion and the profiler's `check_parallel` all read this list."""
+    lay = layout
+    checks: list[tuple[str, str, int]] = []
+    if lay.attention is not None and ATTENTION in lay.pattern:
+        checks += [(ATTENTION, "attention.num_heads", lay.attention.num_heads),
+                   (ATTENTION, "attention.num_kv_heads", lay.attention.num_kv_heads)]
+    if lay.mamba is not None and MAMBA in lay.pattern:
+        if lay.mamba.version == 2:
+            checks += [(MAMBA, "mamba.num_heads", lay.mamba.num_heads), (MAMBA, "mamba.n_groups", lay.mamba.n_groups)]
+        else:
+            checks += [(MAMBA, "mamba d_inner", lay.mamba.d_inner(lay.hidden_size))]
+    if lay.mlp is not None and MLP in lay.pattern:
+        checks += [(MLP, "mlp.intermediate_size", lay.mlp.intermediate_size)]
+    if lay.moe is not None and MOE in lay.pattern:
+        checks += [(MOE, "moe.intermediate_size", lay.moe.intermediate_size)]
+        if lay.moe.shared_intermediate_size:
+            checks += [(MOE, "moe.shared_intermediate_size", lay.moe.shared_intermediate_size)]
+    return checks
+
+
+def check_parallel(layout: Layout, tp: int, pp: int) -> None:
+    """The rules ST007 (tensor-parallel divisibility) and ST009 (pipeline stages <= layers) for a serving
+    plan given apart from the layout's own `parallel:` block (`profile --tp/--pp`, the app, search):
+    LayoutError naming the option, the size that does not divide and the degrees that would."""
+    bad = [(name, value) for _, name, value in tensor_parallel_sizes(layout) if value % tp]
+    if bad:
+        ok = [t for t in (1, 2, 4, 8, 16, 32, 64)
+              if all(v % t == 0 for _, _, v in tensor_parallel_sizes(layout))]
+        name, value = bad[0]
+        raise LayoutError(f"tensor parallel {tp}: {name} {value} is not divisible by {tp} (rule ST007); degrees that "
+                          f"split every size evenly: {', '.join(map(str, ok))}", source=layout.name, key="tp")
+    if pp > layout.num_layers:
+        raise LayoutError(f"pipeline parallel {pp} is more pipeline stages than the {layout.num_layers} layers "
+                          f"(rule ST009); expected at most {layout.num_layers}", source=layout.name, key="pp")
+
+
 def parse_pattern(pattern: Any, *, source: str | None = None) -> str:
     """Check a Megatron-style pattern string. Spaces and `|` (pipeline-stage marks) are ignored."""
     if not isinstance(pattern, str):
@@ -464,7 +506,10 @@ def _block_from_dict(cls: type, data: Any, where: str, source: str | None) -> An
                           source=source, key=where)
     _check_keys(data, cls, f"{where}.", source)
     checks = schema(cls)
-    return cls(**{k: checks[k].convert(v, f"{where}.{k}", source) for k, v in data.items()})
+    try:
+        return cls(**{k: checks[k].convert(v, f"{where}.{k}", source) for k, v in data.items()})
+    except LayoutError as e:        # a check across fields (moe.top_k vs num_experts): name the file too
+        raise e.at(source) from None
 
 
 def layout_from_dict(data: Any, *, source: str | None = None) -> Layout:
@@ -552,12 +597,29 @@ def dump_yaml(layout: Layout, *, full: bool = False) -> str:
     return yaml.safe_dump(layout_to_dict(layout, full=full), sort_keys=False, default_flow_style=None, width=120)
 
 
+def umask() -> int:
+    """The process umask, read without changing it where the system allows (Linux /proc), since setting it
+    to read it back races with other threads (the app's server) creating files meanwhile."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename: a reader never sees half a file."""
+    """Write to a temporary file beside `path`, then rename: a reader never sees half a file. The file gets
+    the mode a plain open() would give it (0666 less the umask; 0644 usually), not mkstemp's private 0600."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~umask())
         with os.fdopen(fd, "w") as f:
             f.write(text)
         os.replace(tmp, path)
@@ -572,8 +634,12 @@ def save_layout(layout: Layout, path: str | os.PathLike, *, full: bool = False) 
 
 
 def parse_yaml_text(text: str, *, source: str | None = None) -> Any:
+    from designer import yamlsafe
     try:
-        return yaml.safe_load(text)
+        return yamlsafe.load(text)
+    except yamlsafe.YamlLimitError as e:
+        where = f" at line {e.line}" if e.line else ""
+        raise LayoutError(f"refused YAML{where}: {e}", source=source) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

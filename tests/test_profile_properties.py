@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from designer.layout import layout_from_dict, load_layout
+from designer.layout import layout_from_dict, load_layout, tensor_parallel_sizes
 from designer.profile.analytic import prepare, profile
 
 MOE_BASE = load_layout("nemotron-3-nano-30b-a3b").to_dict()
@@ -30,6 +30,7 @@ def _finite(obj) -> bool:
 def test_any_layout_and_setup_profiles_consistently(pattern, batch, prompt, gen, tp, pp, mode, precision):
     lay = layout_from_dict({**MOE_BASE, "pattern": pattern, "mlp": {"intermediate_size": 1024}})
     pp = min(pp, lay.num_layers)
+    assume(all(v % tp == 0 for _, _, v in tensor_parallel_sizes(lay)))   # other degrees are ST007 errors
     d = profile(lay, "h100-sxm", batch=batch, prompt=prompt, gen=gen, tp=tp, pp=pp, prefill_mode=mode,
                 precision=precision).to_dict()
     assert _finite(d)
@@ -43,3 +44,16 @@ def test_any_layout_and_setup_profiles_consistently(pattern, batch, prompt, gen,
     assert not r.memory(b + 1, prompt + gen, prompt=prompt).fits
     assert r.tpot_s(batch, prompt + 1) >= r.tpot_s(batch, prompt)
     assert r.memory(batch + 1, prompt + gen).total_bytes >= r.memory(batch, prompt + gen).total_bytes
+
+
+def test_profile_refuses_a_tensor_parallel_degree_that_st007_refuses():
+    import pytest
+
+    from designer.layout import LayoutError
+    from designer.rules import check
+    lay = load_layout("nemotron-h-8b")
+    with pytest.raises(LayoutError, match=r"attention.num_heads 32 is not divisible by 3 \(rule ST007\)"):
+        profile(lay, "h100-sxm", tp=3)
+    from designer.layout import ParallelConfig
+    assert any(v.rule == "ST007" for v in check(lay.replace(parallel=ParallelConfig(tensor=3))))
+    assert profile(lay, "h100-sxm", tp=4).setup["tp"] == 4

@@ -114,7 +114,13 @@ def test_structural_rules(over, rule, fragment):
 
 
 def test_moe_top_k_cannot_exceed_experts():
-    lay = make(pattern="MEM*E", moe={"num_experts": 4, "top_k": 8, "intermediate_size": 128})
+    # refused on construction (issue 11); ST006 still guards objects that bypassed it
+    with pytest.raises(LayoutError, match="key 'moe.top_k': must be at most moe.num_experts 4"):
+        make(pattern="MEM*E", moe={"num_experts": 4, "top_k": 8, "intermediate_size": 128})
+    good = make(pattern="MEM*E", moe={"num_experts": 4, "top_k": 4, "intermediate_size": 128})
+    lay = unchecked(good, moe=object.__new__(type(good.moe)))
+    for f in dataclasses.fields(good.moe):
+        object.__setattr__(lay.moe, f.name, 8 if f.name == "top_k" else getattr(good.moe, f.name))
     assert "ST006" in ids(check(lay), "error")
 
 

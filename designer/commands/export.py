@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from designer.cliutil import EXIT_OK, EXIT_VIOLATIONS, UsageError, emit_json, load_or_fail, positive_int
-from designer.commands.validate import add_rules_option, parse_rules
+from designer.commands.validate import add_rules_option, check_rules, parse_rules
 
 
 def build_parser(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
     layout = load_or_fail(args.layout)
     rules = parse_rules(args.rules)
+    check_rules(layout, args)            # an unknown rule set is bad input (exit 2), named where it was written
     try:
         result = export_layout(layout, args.output, force=args.force, allow_violations=args.allow_violations,
                                rule_sets=rules, proxy_options=proxy_options(args), kernels=args.kernels)

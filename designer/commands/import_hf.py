@@ -18,6 +18,9 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.output:
+        from designer.commands._paths import check_output_file
+        check_output_file(args.output, "-o")
     path = Path(args.config)
     if not path.is_file():
         fail(f"{args.config}: no such file")

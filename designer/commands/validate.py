@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from designer.cliutil import EXIT_OK, EXIT_VIOLATIONS, emit_json, load_or_fail
+from designer.layout import LayoutError
 from designer.rules import check, has_errors, violations_to_json
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
@@ -46,9 +47,20 @@ def print_violations(layout, violations) -> None:
                   f"{sum(v.severity == 'warning' for v in violations)} warning(s)")
 
 
+def check_rules(layout, args: argparse.Namespace, **kw):
+    """`check` (or, with fix=True, `fix_all`) under `--rules` or the layout's own `rules:`; an unknown rule set
+    is reported against the file it is named in (or against --rules)."""
+    from designer.rules import fix_all
+    fix = kw.pop("fix", False)
+    try:
+        return (fix_all if fix else check)(layout, parse_rules(args.rules), **kw)
+    except LayoutError as e:
+        raise e.at(None if args.rules else args.layout) from None
+
+
 def run(args: argparse.Namespace) -> int:
     layout = load_or_fail(args.layout)
-    violations = check(layout, parse_rules(args.rules))
+    violations = check_rules(layout, args)
     if args.json:
         emit_json(violations_to_json(layout, violations))
     else:

@@ -19,6 +19,8 @@ Conventions (docs/profiler.md has the derivations):
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Callable
 
@@ -227,4 +229,8 @@ def expected_experts_hit(num_experts: int, top_k: int, tokens: float) -> float:
     """Distinct routed experts `tokens` tokens reach with uniform routing (each picks top_k of num_experts)."""
     if num_experts <= 0 or tokens <= 0:
         return 0.0
-    return num_experts * (1.0 - (1.0 - top_k / num_experts) ** tokens)
+    pick = min(top_k / num_experts, 1.0)            # chance one token routes to a given expert
+    if pick >= 1.0:
+        return float(num_experts)
+    # 1 - (1 - pick) ** tokens as -expm1(tokens * log1p(-pick)): no overflow at any token count, exact for tiny pick
+    return num_experts * -math.expm1(tokens * math.log1p(-pick))

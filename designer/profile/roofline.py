@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from designer.layout import SYMBOLS, Layout, LayoutError
+from designer.layout import SYMBOLS, Layout, LayoutError, check_parallel
 from designer.profile import memory as mem
 from designer.profile.blocks import BlockCost, block_costs, expected_experts_hit, vocab_per_rank
 from designer.profile.hardware import Hardware, load_hardware
@@ -103,6 +103,7 @@ class Roofline:
         self.hardware = load_hardware(self.hardware)
         self.scenario = self.scenario.resolve(self.layout)
         lay, s, hw = self.layout, self.scenario, self.hardware
+        check_parallel(lay, s.tp, s.pp)
         self.costs: dict[str, BlockCost] = block_costs(lay, s.tp)
         eff = hw.efficiency
         self.act_bytes = mem.dtype_bytes(s.act_dtype)

@@ -130,7 +130,8 @@ def select(selectors: Iterable[str] | None, layout: Layout | None = None) -> lis
             names = list(known_sets) + list(RULES)
             close = difflib.get_close_matches(sel, names, n=1)
             raise LayoutError(f"unknown rule set or rule id {sel!r}" + (f" (did you mean '{close[0]}'?)" if close
-                              else "") + f"; rule sets: {', '.join(known_sets)}", key="rules")
+                              else "") + f"; rule sets: {', '.join(known_sets)}",
+                              key="--rules" if selectors else "rules")
         picked.update(by_id)
     return sorted(picked.values(), key=lambda r: r.id)
 

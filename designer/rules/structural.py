@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from designer.layout import ATTENTION, BLOCK_OF_SYMBOL, MAMBA, MLP, MOE, SYMBOLS, size_fields
+from designer.layout import ATTENTION, BLOCK_OF_SYMBOL, MAMBA, MLP, MOE, SYMBOLS, size_fields, tensor_parallel_sizes
 from designer.rules.engine import Context, Fix, Hit, rule
 
 ALIGN = 64  # tensor-core friendly multiple for GEMM dimensions
@@ -84,29 +84,6 @@ def moe_topk(ctx: Context) -> Iterator[Hit]:
     if e is not None and MOE in ctx.layout.pattern and e.top_k > e.num_experts:
         yield Hit(_first(ctx.layout, MOE), f"moe.top_k {e.top_k} > moe.num_experts {e.num_experts}; "
                   f"expected top_k <= {e.num_experts}")
-
-
-def tensor_parallel_sizes(layout) -> list[tuple[str, str, int]]:
-    """(symbol, name, size) of every size tensor parallelism splits evenly over the ranks (Megatron-LM):
-    attention and KV heads, Mamba-2 heads and groups (Mamba-1 d_inner), MLP and expert FFN columns. ST007
-    and the exporter's TP/PP suggestion both read this list."""
-    lay = layout
-    checks: list[tuple[str, str, int]] = []
-    if lay.attention is not None and ATTENTION in lay.pattern:
-        checks += [(ATTENTION, "attention.num_heads", lay.attention.num_heads),
-                   (ATTENTION, "attention.num_kv_heads", lay.attention.num_kv_heads)]
-    if lay.mamba is not None and MAMBA in lay.pattern:
-        if lay.mamba.version == 2:
-            checks += [(MAMBA, "mamba.num_heads", lay.mamba.num_heads), (MAMBA, "mamba.n_groups", lay.mamba.n_groups)]
-        else:
-            checks += [(MAMBA, "mamba d_inner", lay.mamba.d_inner(lay.hidden_size))]
-    if lay.mlp is not None and MLP in lay.pattern:
-        checks += [(MLP, "mlp.intermediate_size", lay.mlp.intermediate_size)]
-    if lay.moe is not None and MOE in lay.pattern:
-        checks += [(MOE, "moe.intermediate_size", lay.moe.intermediate_size)]
-        if lay.moe.shared_intermediate_size:
-            checks += [(MOE, "moe.shared_intermediate_size", lay.moe.shared_intermediate_size)]
-    return checks
 
 
 def tensor_parallel_divides(layout, tp: int) -> bool:
