@@ -92,7 +92,7 @@ def on_send() -> None:
     if not res or i is None or i >= len(res["layouts"]):
         return
     lay = res["layouts"][i]
-    state.commit(lay, f"search result {lay.name}")
+    state.commit(lay, f"search result {lay.name}", edited=False)     # opened, not edited: its own name and source
     state.flash("success", f"Opened {lay.name} from the search ({lay.num_layers} layers) in the Editor.")
     st.session_state["page"] = "Editor"
 
@@ -145,7 +145,7 @@ def _metrics_beside_base(row: dict, base: dict) -> None:
 
 
 def render() -> None:
-    from designer.search.report import front_3d_figure, front_figure
+    from designer.present.search import front_3d_figure, front_figure
     _defaults()
     st.markdown("**Search**: the Pareto front of layouts pruned from a base under the rules and budgets "
                 "(`designer search` gives the same result; docs/search.md)")

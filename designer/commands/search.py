@@ -143,7 +143,7 @@ def _run(args: argparse.Namespace) -> int:
     doc = result.to_dict()
     doc["command"] = "designer search " + " ".join(_argv(args))
     if args.html:
-        from designer.search.report import write_report
+        from designer.present.search import write_report
         refs = {r.name: r.pattern for r in (load_layout(x) for x in args.reference)}
         write_report(args.html, result.to_dict(plot_data=True) | {"front": doc["front"]}, base.pattern, refs)
         doc["html"] = args.html
@@ -176,22 +176,19 @@ def _print(result, doc: dict, args: argparse.Namespace) -> None:
     for sentence in a.sentences():
         console.print(f"  · {sentence}", style="dim")
     base_tps = doc["base_metrics"]["throughput_tokens_per_s"]
-    table = Table(title="Pareto front (emitted layouts)")
-    for col, just in (("#", "right"), ("layers", "right"), ("M/*/-", "right"), ("FFN", "right"),
-                      ("Mamba heads", "right"), ("params", "right"), ("memory", "right"), ("tokens/s", "right"),
-                      ("vs base", "right"), ("file", "left")):
-        table.add_column(col, justify=just)
+    from designer.present.tables import record_tables
+    headers = ["#", "layers", "M/*/-", "FFN", "Mamba heads", "params", "memory", "tokens/s", "vs base", "file"]
     bm = doc["base_metrics"]
-    table.add_row("base", str(bm["layers"]), f"{bm['mamba_layers']}/{bm['attention_layers']}/{bm['ffn_layers']}",
-                  str(bm["mlp_intermediate_size"]), str(bm["mamba_heads"]), f"{bm['params'] / 1e9:.2f} B",
-                  f"{bm['memory_bytes'] / GIB:.2f} GiB", f"{bm['throughput_tokens_per_s']:.4g}", "x1.00",
-                  doc["base"], style="dim")
+    records = [["base", str(bm["layers"]), f"{bm['mamba_layers']}/{bm['attention_layers']}/{bm['ffn_layers']}",
+                str(bm["mlp_intermediate_size"]), str(bm["mamba_heads"]), f"{bm['params'] / 1e9:.2f} B",
+                f"{bm['memory_bytes'] / GIB:.2f} GiB", f"{bm['throughput_tokens_per_s']:.4g}", "x1.00", doc["base"]]]
     for i, r in enumerate(doc["front"]):
-        table.add_row(str(i + 1), str(r["layers"]), f"{r['mamba_layers']}/{r['attention_layers']}/{r['ffn_layers']}",
-                      str(r["mlp_intermediate_size"]), str(r["mamba_heads"]), f"{r['params'] / 1e9:.2f} B",
-                      f"{r['memory_bytes'] / GIB:.2f} GiB", f"{r['throughput_tokens_per_s']:.4g}",
-                      f"x{r['throughput_tokens_per_s'] / base_tps:.2f}", r["file"] or r["name"])
-    console.print(table)
+        records.append([str(i + 1), str(r["layers"]), f"{r['mamba_layers']}/{r['attention_layers']}/{r['ffn_layers']}",
+                        str(r["mlp_intermediate_size"]), str(r["mamba_heads"]), f"{r['params'] / 1e9:.2f} B",
+                        f"{r['memory_bytes'] / GIB:.2f} GiB", f"{r['throughput_tokens_per_s']:.4g}",
+                        f"x{r['throughput_tokens_per_s'] / base_tps:.2f}", r["file"] or r["name"]])
+    for table in record_tables("Pareto front (emitted layouts)", headers, records, console.width, text_columns=(9,)):
+        console.print(table)
     for ref in doc["references"]:
         console.print(f"{ref['name']}: {ref['params'] / 1e9:.2f} B params, {ref['memory_bytes'] / GIB:.2f} GiB "
                       f"({'meets' if ref['meets_budgets'] else 'breaks'} the budgets), "

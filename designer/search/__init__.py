@@ -7,7 +7,7 @@
 
 Modules: `space` (what may change), `assumptions` (serving scenario + memory accounting, the scalar
 reference `evaluate`), `vector` (the same numbers for many candidates in numpy), `pareto`, `place` (integer
-program: which layers to keep), `engine` (the loop), `importance` (per-layer scores), `report` (figures, HTML).
+program: which layers to keep), `engine` (the loop), `importance` (per-layer scores); the front's figures and HTML report are in `designer.present.search`.
 """
 from __future__ import annotations
 

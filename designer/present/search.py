@@ -11,10 +11,8 @@ from typing import Any
 import plotly.graph_objects as go
 
 from designer.layout import SYMBOLS, atomic_write_text
-from designer.present.figures import KIND_COLOURS, KIND_LABELS
-
-GIB = 2 ** 30
-FONT = {"family": "Source Sans Pro, sans-serif", "size": 13}
+from designer.present.figures import FONT, KIND_COLOURS, KIND_LABELS
+from designer.present.format import GIB
 REF_COLOURS = ("#D62728", "#9467BD", "#8C564B", "#E377C2")
 
 
