@@ -111,3 +111,40 @@ def test_selected_layers_reads_customdata():
     event = {"points": [{"customdata": 18}, {"customdata": [7]}, {"x": 1}]}
     assert charts.selected_layers(event) == [7, 18]
     assert charts.selected_layers(None) == []
+
+
+def test_conventional_layers_pair_a_mixer_with_the_ffn_after_it():
+    from designer.app.edit import conventional_layers
+    assert conventional_layers("*-" * 32) == 32                  # Llama-3.1-8B: 64 blocks, 32 layers
+    assert conventional_layers("M" * 64) == 64                   # pure Mamba: every block is a layer
+    assert conventional_layers("M-M-M-M*-") == 5                 # Nemotron-H: the lone M is one layer too
+    assert conventional_layers("-*M") == 3                       # an FFN before a mixer is not its FFN
+    assert conventional_layers("*E*-") == 2
+    assert conventional_layers(load_layout("nemotron-h-56b").pattern) == 64
+
+
+def test_mark_edited_renames_once_and_keeps_a_chosen_name():
+    from designer.app.edit import mark_edited
+    base = load_layout("nemotron-h-8b")
+    edited = mark_edited(base.replace(pattern=base.pattern + "M-"), base)
+    assert edited.name == "nemotron-h-8b-edited"
+    assert edited.source == f"edited from nemotron-h-8b (source: {base.source})"
+    again = mark_edited(edited.replace(pattern="M-"), edited)
+    assert (again.name, again.source) == (edited.name, edited.source)
+    chosen = mark_edited(base.replace(name="mine", hidden_size=2048), base)
+    assert chosen.name == "mine" and chosen.source.startswith("edited from nemotron-h-8b")
+    assert mark_edited(base, base) is base                        # nothing changed: nothing renamed
+
+
+def test_footprint_is_the_profilers_numbers():
+    from designer.app.edit import footprint
+    from designer.profile.analytic import profile
+    lay = load_layout("nemotron-3-nano-30b-a3b")
+    f = footprint(lay, 32768, "fp8")
+    d = profile(lay, precision="fp8", prompt=32767, gen=1).to_dict()
+    m = d["memory"]["model"]
+    assert (f.total_params, f.active_params) == (d["params"]["total"], d["params"]["active"])
+    assert f.active_params < f.total_params                        # MoE: top-k of the experts
+    assert f.weights_bytes == m["weights_bytes_by_precision"]["fp8"]
+    assert f.kv_cache_bytes == m["kv_cache_bytes_per_token"] * 32768
+    assert f.state_bytes == m["ssm_state_bytes_per_sequence"] + m["conv_state_bytes_per_sequence"]

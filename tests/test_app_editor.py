@@ -105,7 +105,7 @@ def test_sizes_form_applies_valid_values_and_rejects_bad_ones(monkeypatch):
     assert any("ST004" in t and "layer 7" in t for t in violation_texts(at))
     at.text_input(key="sz.name").input("Bad Name")
     at.button(key="FormSubmitter:sizes_form-Apply sizes").click().run()
-    assert not at.exception and present(at).name == "nemotron-h-8b"
+    assert not at.exception and present(at).name == "nemotron-h-8b-edited"     # the edit's name stays
     assert any("Sizes not applied" in e.value and "name" in e.value for e in at.error)
 
 
@@ -169,3 +169,86 @@ def test_bad_command_line_layout_falls_back_to_the_default(monkeypatch):
     at = start(monkeypatch, "no-such-layout")
     assert present(at).name == "nemotron-h-8b"
     assert any("no-such-layout" in e.value for e in at.error)
+
+
+# --------------------------------------------------------------------------------------------------
+# What a new user sees: an edit's name, the upload chip, blocks vs layers, size and memory live
+
+
+def metric(at, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_an_edit_is_named_and_sourced_as_an_edit_and_undo_restores_the_preset(monkeypatch):
+    at = start(monkeypatch)
+    original = present(at)
+    at.text_area(key="pattern_text").input(original.pattern + "M-").run()
+    lay = present(at)
+    assert lay.name == "nemotron-h-8b-edited" and lay.num_layers == 54
+    assert lay.source == f"edited from nemotron-h-8b (source: {original.source})"
+    assert any(m.value == "**nemotron-h-8b-edited** · 54 blocks · 29 layers" for m in at.sidebar.markdown)
+    at.number_input(key="sel_start").set_value(0).run()
+    at.button(key="btn_delete").click().run()                     # a second edit keeps the first's name
+    assert present(at).name == "nemotron-h-8b-edited" and present(at).source == lay.source
+    at.button(key="btn_undo").click().run()
+    at.button(key="btn_undo").click().run()
+    assert present(at) == original
+
+
+def test_a_name_chosen_in_the_sizes_form_is_kept(monkeypatch):
+    at = start(monkeypatch)
+    at.text_input(key="sz.name").input("my-hybrid")
+    at.number_input(key="sz.hidden_size").set_value(2048)
+    at.button(key="FormSubmitter:sizes_form-Apply sizes").click().run()
+    assert present(at).name == "my-hybrid" and present(at).hidden_size == 2048
+    assert present(at).source.startswith("edited from nemotron-h-8b (source: Nemotron-H paper")
+
+
+def test_switching_preset_clears_the_uploaded_files_chip(monkeypatch):
+    at = start(monkeypatch)
+    yaml_text = (Path(APP).parent / "profiles" / "models" / "nemotron-h-4b.yaml").read_bytes()
+    at.file_uploader(key="upload").set_value(("mine.yaml", yaml_text, "application/x-yaml")).run()
+    assert present(at).name == "nemotron-h-4b"
+    assert [u.key for u in at.file_uploader] == ["upload"]
+    at.selectbox(key="preset").set_value("nemotron-h-47b").run()
+    assert present(at).name == "nemotron-h-47b" and not at.exception
+    uploaders = list(at.file_uploader)
+    assert [u.key for u in uploaders] == ["upload.1"] and not uploaders[0].value      # a fresh, empty uploader
+    at.file_uploader(key="upload.1").set_value(("mine.yaml", yaml_text, "application/x-yaml")).run()
+    assert present(at).name == "nemotron-h-4b"                     # and it still loads
+
+
+def test_blocks_and_transformer_layers_side_by_side(monkeypatch):
+    at = start(monkeypatch, "llama-3.1-8b")
+    assert metric(at, "Blocks") == "64" and metric(at, "Layers (Transformer count)") == "32"
+    note = next(m for m in at.metric if m.label == "Blocks").help
+    assert "32 layers" in note and "mixer" in note
+    at = start(monkeypatch, "nemotron-h-8b")
+    assert metric(at, "Blocks") == "52" and metric(at, "Layers (Transformer count)") == "28"
+
+
+def test_parameters_and_memory_update_with_every_edit(monkeypatch):
+    from designer.present.format import fmt_bytes, fmt_count
+    from designer.profile.analytic import profile
+
+    def expected(lay, context=66560, precision="bf16"):
+        d = profile(lay, precision=precision, prompt=context - 1, gen=1).to_dict()
+        m = d["memory"]["model"]
+        cache = m["kv_cache_bytes_per_token"] * context + m["ssm_state_bytes_per_sequence"] \
+            + m["conv_state_bytes_per_sequence"]
+        return (fmt_count(d["params"]["total"]), fmt_count(d["params"]["active"]),
+                fmt_bytes(m["weights_bytes_by_precision"][precision]), fmt_bytes(cache))
+
+    def shown(at, precision="bf16"):
+        return (metric(at, "Parameters"), metric(at, "Active / token"), metric(at, f"Weights ({precision})"),
+                metric(at, "KV + state / sequence"))
+
+    at = start(monkeypatch)
+    assert shown(at) == expected(present(at)) == ("8.10 B", "8.10 B", "15.09 GiB", "1.11 GiB")
+    at.number_input(key="sel_start").set_value(7).run()           # layer 7 is attention: add another after it
+    at.selectbox(key="kind").set_value("*")
+    at.button(key="btn_insert_after").click().run()
+    assert shown(at) == expected(present(at)) and shown(at)[0] != "8.10 B"
+    at.number_input(key="ed.context").set_value(8192).run()
+    at.selectbox(key="ed.precision").set_value("fp8").run()
+    assert shown(at, "fp8") == expected(present(at), 8192, "fp8")

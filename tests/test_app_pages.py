@@ -126,11 +126,59 @@ def test_export_gives_a_zip_of_the_export_directory(monkeypatch):
     assert any("Exported nemotron-h-4b" in s.value for s in at.success)
 
 
-def test_export_refuses_rule_errors_with_a_message(monkeypatch):
+def test_export_is_disabled_with_rule_errors_and_says_why(monkeypatch):
     at = open_page(monkeypatch, "Editor")
     at.text_area(key="pattern_text").input("M-M*").run()          # NH002 / NH003
     at.segmented_control(key="page").set_value("Export").run()
     assert any("rule error" in w.value for w in at.warning)
-    at.button(key="btn_export").click().run(timeout=120)
+    button = at.button(key="btn_export")
+    assert button.disabled
+    reason = next(c.value for c in at.caption if c.value.startswith("Disabled"))
+    assert "2 rule error(s)" in reason and "NH002 (layer 3)" in reason and "NH003 (layer 3)" in reason
+    assert "--" not in reason                                     # no CLI flags in the app
+    at.checkbox(key="ex.allow").check().run()
+    assert not at.button(key="btn_export").disabled
+
+
+def test_the_exporters_refusal_is_worded_for_the_app():
+    from designer.app.export_page import refusal_message
+    text = refusal_message("x-edited", [{"rule": "NH002", "severity": "error", "layer": 3},
+                                        {"rule": "NH005", "severity": "warning", "layer": None}])
+    assert text.startswith("Not exported: x-edited has 1 rule error(s): NH002 (layer 3).")
+    assert "designer fix" not in text and "--allow-violations" not in text and "Editor page" in text
+
+
+def test_export_previews_config_megatron_and_model_before_download(monkeypatch):
+    import json
+
+    from designer.hf import hf_config_from_layout
+    from designer.layout import load_layout
+    at = open_page(monkeypatch, "Export", "nemotron-h-4b")
+    codes = {c.language: c.value for c in at.code}
+    assert json.loads(codes["json"]) == hf_config_from_layout(load_layout("nemotron-h-4b"))
+    assert json.loads(codes["json"])["hidden_size"] == 3072
+    assert "--hybrid-override-pattern" in codes["bash"] and "torchrun" in codes["bash"]
+    assert "def build_model" in codes["python"]
+    assert not at.button(key="btn_export").disabled
+
+
+def test_a_setup_that_fits_no_batch_shows_no_latency_and_says_what_fits(monkeypatch):
+    at = open_page(monkeypatch, "Profile", "nemotron-h-56b")          # bf16 on one H100: 105 GiB of weights
+    for label in ("Time to first token", "Time per output token", "Output tokens/s", "Max batch"):
+        assert metric(at, label) == "does not fit", label
+    fp8 = profile("nemotron-h-56b", "h100-sxm", precision="fp8").to_dict()["throughput"]
+    error = next(e.value for e in at.error if "does not fit at any batch" in e.value)
+    assert f"It fits with fp8 weights (max batch {fp8['max_batch']}," in error
+
+
+def test_compare_in_bf16_says_which_layouts_do_not_fit_and_shows_no_numbers_for_them(monkeypatch):
+    at = open_page(monkeypatch, "Compare")
+    at.selectbox(key="cmp.precision").set_value("bf16").run()
     assert not at.exception
-    assert any("Not exported" in e.value and "NH00" in e.value for e in at.error)
+    warnings = [w.value for w in at.warning]
+    for name in ("nemotron-h-47b", "nemotron-h-56b"):
+        assert any(w.startswith(f"**{name}** does not fit at any batch; it fits with fp8 weights") for w in warnings)
+    table = at.dataframe[0].value
+    ttft = table[table["metric"] == "TTFT"].iloc[0]
+    assert ttft["nemotron-h-56b"] == "does not fit" and ttft["nemotron-h-8b"].endswith(" s")
+    assert not any("nemotron-h-8b" in w for w in warnings)

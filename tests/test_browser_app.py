@@ -154,7 +154,8 @@ def test_editor_56b_last_layer_attention_is_flagged_and_fixed(page):
     settle(page)
     expect(flagged.filter(has_text="NH002")).to_have_count(0)
     expect(flagged.filter(has_text="NH003")).to_have_count(0)
-    expect(page.get_by_text("nemotron-h-56b · 119 layers")).to_be_visible()
+    # an edited preset is named as an edit; the sidebar shows blocks and Transformer-counted layers
+    expect(page.get_by_text("nemotron-h-56b-edited · 119 blocks · 65 layers")).to_be_visible()
     shot(page, "03-editor-56b-fixed")
 
 
@@ -217,3 +218,45 @@ def test_profile_page_renders_its_charts(page):
     page.get_by_test_id("stPlotlyChart").nth(2).scroll_into_view_if_needed()
     page.wait_for_timeout(500)
     shot(page, "09-profile-charts")
+
+
+EXTRA = ("qwen2.5-7b", "mamba2-2.7b", "falcon-mamba-7b", "llama-3.1-70b")
+
+
+def test_compare_draws_the_largest_selection_the_page_allows(page):
+    from designer.app.compare import DEFAULT_LAYOUTS, MAX_LAYOUTS
+    goto_page(page, "Compare")
+    expect(page.get_by_test_id("stPlotlyChart")).to_have_count(4, timeout=TIMEOUT_MS)
+    settle(page)
+    chosen = list(DEFAULT_LAYOUTS) + list(EXTRA)
+    assert len(chosen) == MAX_LAYOUTS == 8
+    select = page.get_by_test_id("stMultiSelect").filter(has_text="Layouts")
+    for name in EXTRA:
+        box = select.locator("input")
+        box.click()
+        box.fill(name)
+        page.get_by_role("option", name=name, exact=True).click()
+        settle(page, 300)
+    page.keyboard.press("Escape")
+    settle(page, 1500)
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+    expect(page.get_by_test_id("stPlotlyChart")).to_have_count(4, timeout=TIMEOUT_MS)
+    memory, latency, _throughput, fits = page.evaluate(PLOT_DATA_JS)
+    # one memory panel per layout, each with data; two latency lines per layout
+    assert [t for t in memory["titles"] if t in chosen] == chosen
+    for k in range(len(chosen)):
+        axis = "x" if k == 0 else f"x{k + 1}"
+        assert any(t["xaxis"] == axis and t["n"] > 0 for t in memory["traces"]), chosen[k]
+    assert sum(t["n"] > 0 for t in latency["traces"]) == 2 * len(chosen)
+    bars = page.evaluate("() => { const t = document.querySelectorAll('.js-plotly-plot')[2].data[0];"
+                         " return {names: Array.from(t.y), text: Array.from(t.text)}; }")
+    assert bars["names"] == chosen
+    # Llama-3.1-70B in fp8 fits no batch on one H100: said in words, with what would fit, never as a number
+    assert bars["text"][chosen.index("llama-3.1-70b")] == "does not fit"
+    expect(page.get_by_text("llama-3.1-70b does not fit at any batch; it fits with fp4 weights",
+                            exact=False)).to_be_visible()
+    # "What fits": a line per layout (70B fits shorter prompts), none dropped
+    assert [t["name"] for t in fits["traces"]] == chosen
+    table = page.get_by_test_id("stDataFrame")
+    expect(table).to_be_visible()
+    shot(page, "10-compare-eight-layouts")

@@ -61,7 +61,9 @@ def test_compare_defaults_to_the_nemotron_h_family_with_ratios(run_cli):
     r = run_cli("compare", "--json", "--tp", "8")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
-    assert d["layouts"] == ["nemotron-h-8b", "nemotron-h-47b", "nemotron-h-56b"]
+    # the app's Compare page default too (one default: present.format.COMPARE_LAYOUTS, fp8 weights)
+    assert d["layouts"] == ["nemotron-h-8b", "nemotron-h-47b", "nemotron-h-56b", "llama-3.1-8b"]
+    assert d["setup"]["precision"] == "fp8"
     assert d["ratios"]["params.total"][0] == 1.0
     assert d["ratios"]["params.total"][2] == pytest.approx(56_324_350_464 / 8_100_852_736)
     for section, keys in REQUIRED.items():

@@ -81,4 +81,5 @@ def test_one_prefill_split(mode, passes, mean, peak):
 def test_one_vocabulary_split():
     lay = load_layout("nemotron-h-8b")          # 131072 rows
     assert [vocab_per_rank(lay, tp) for tp in (1, 2, 3, 8)] == [131072, 65536, 43691, 16384]
-    assert prepare(lay, "h100-sxm", tp=3).vocab_rank == 43691
+    # the roofline reads the same split (tp 3 is an ST007 error for this layout, so an odd vocabulary at tp 2)
+    assert prepare(lay.replace(vocab_size=131071), "h100-sxm", tp=2).vocab_rank == 65536

@@ -1,7 +1,9 @@
 """Compare page: any set of layouts side by side on one serving setup (the `designer compare` numbers).
 
-Default: Nemotron-H 8B / 47B / 56B with Llama-3.1-8B as the Transformer reference, FP8 weights on one
-H100 (the 47B/56B throughput figures of the Nemotron-H paper use FP8 weights; state it next to them)."""
+Default (shared with `designer compare`: designer.present.format.COMPARE_LAYOUTS / COMPARE_PRECISION):
+Nemotron-H 8B / 47B / 56B with Llama-3.1-8B as the Transformer reference, FP8 weights on one H100 (the
+47B/56B throughput figures of the Nemotron-H paper use FP8 weights; state it next to them). A layout that
+fits no batch shows "does not fit" instead of latency and throughput, and what would fit."""
 from __future__ import annotations
 
 import csv
@@ -13,11 +15,13 @@ import streamlit as st
 from designer.app import controls, state
 from designer.layout import Layout, LayoutError, load_layout
 from designer.present.figures import compare_figures
-from designer.present.format import ROWS, ratios_against_first, row_value, setup_line, value_at
+from designer.present.fits import not_fit_message
+from designer.present.format import (COMPARE_LAYOUTS, COMPARE_PRECISION, DOES_NOT_FIT, ROWS, fits,
+                                     ratios_against_first, row_value, setup_line, value_at)
 from designer.profile.analytic import profile, sweep
 from designer.profile.scenario import Scenario
 
-DEFAULT_LAYOUTS = ["nemotron-h-8b", "nemotron-h-47b", "nemotron-h-56b", "llama-3.1-8b"]
+DEFAULT_LAYOUTS = list(COMPARE_LAYOUTS)
 CURRENT = "(current layout)"
 MAX_LAYOUTS = 8
 
@@ -59,8 +63,7 @@ def table_rows(names: list[str], profiles: list[dict], reference: int) -> tuple[
             r = by_layout[i]
             text = row_value(p, path, fmt)
             row[name] = text if i == reference or r is None else f"{text}  (×{r:.2f})"
-            value = value_at(p, path)
-            csv_row[name] = value
+            csv_row[name] = value_at(p, path) if fits(p, path) else DOES_NOT_FIT
             csv_row[f"{name} / {names[reference]}"] = "" if r is None else f"{r:.6g}"
         display.append(row)
         raw.append(csv_row)
@@ -83,7 +86,7 @@ def render() -> None:
                             format_func=lambda o: f"current: {lay.name}" if o == CURRENT else o,
                             persist_state=controls.PERSIST,
                             help="presets, or the layout open in the Editor (with your edits)")
-    hardware, scenario = controls.setup_controls("cmp", precision="fp8")
+    hardware, scenario = controls.setup_controls("cmp", precision=COMPARE_PRECISION)
     st.caption("Default setup: FP8 weights on one H100, as the Nemotron-H paper's 47B/56B throughput figures "
                "(its 8B figure is BF16). Memory and latency curves use the batch above; throughput uses the "
                "largest batch that fits.")
@@ -102,6 +105,10 @@ def render() -> None:
         return
 
     st.markdown(f"**{setup_line(profiles[0])}**")
+    for (name, lay_), p in zip(layouts, profiles):
+        if p["throughput"]["max_batch"] == 0:
+            st.warning(not_fit_message(lay_, hardware, scenario).replace(lay_.name, f"**{name}**", 1)
+                       + ". Its latency and throughput are shown as \"does not fit\".")
     memory, latency, throughput, fits = compare_figures(profiles, sweeps, names)   # the HTML report's figures
     st.plotly_chart(memory, key="cmp_memory", config={"displaylogo": False})
     st.plotly_chart(latency, key="cmp_latency", config={"displaylogo": False})

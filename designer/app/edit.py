@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from designer.layout import (BLOCK_OF_SYMBOL, SYMBOLS, AttentionConfig, Layout, LayoutError, MambaConfig,
                              MLPConfig, MoEConfig, layout_from_dict, layout_to_dict, parse_pattern)
+from designer.present.format import blocks_and_layers, conventional_layers  # noqa: F401  (the Editor's counts)
 
 # default sizes for a block kind the layout did not have yet (e.g. attention added to a pure-Mamba model);
 # the page says they were added so the user can size them.
@@ -93,6 +94,58 @@ def with_sizes(layout: Layout, top: dict, blocks: dict[str, dict]) -> Layout:
         cfg = getattr(layout, block)
         d[block] = {**(dataclasses.asdict(cfg) if cfg is not None else {}), **fields}
     return layout_from_dict(d, source="edited sizes")
+
+
+# --------------------------------------------------------------------------------------------------
+# Identity of an edited layout, and what the Editor shows about it
+
+
+EDITED_SUFFIX = "-edited"
+EDITED_FROM = "edited from "
+
+
+def mark_edited(new: Layout, old: Layout) -> Layout:
+    """`new` (an edit of `old`) named and sourced as an edit, so an export or download never passes it off
+    as the published layout: "nemotron-h-8b" becomes "nemotron-h-8b-edited", its source "edited from
+    nemotron-h-8b (source: ...)". A name the user chose in the same edit is kept; an edit of an edit keeps
+    the first edit's name and source."""
+    if new == old:
+        return new
+    name = new.name
+    if name == old.name and not name.endswith(EDITED_SUFFIX):
+        name = f"{name}{EDITED_SUFFIX}"
+    source = old.source or ""
+    if not source.startswith(EDITED_FROM):
+        source = f"{EDITED_FROM}{old.name}" + (f" (source: {old.source})" if old.source else "")
+    return new.replace(name=name, source=source)
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """Size and memory of a layout, whole model on one device, from the profiler's formulas."""
+
+    total_params: int
+    active_params: int
+    weights_bytes: float           # at `precision`
+    kv_cache_bytes: float          # one sequence of `context` tokens
+    state_bytes: float             # SSM + conv state of one sequence (fixed size)
+    context: int
+    precision: str
+    kv_dtype: str
+
+
+def footprint(layout: Layout, context: int, precision: str = "bf16") -> Footprint:
+    """Parameters, weights and cache memory of one sequence of `context` tokens (KV cache in the activation
+    dtype, SSM state in the Scenario's default dtype), via designer.profile.params and .memory."""
+    from designer.profile import memory as mem
+    from designer.profile.params import count_params
+    from designer.profile.scenario import Scenario
+    s = Scenario(precision=precision, prompt=max(1, int(context)), gen=1)
+    p = count_params(layout)
+    kv = mem.kv_cache_bytes_per_token(layout, s.kv) * s.prompt
+    state = mem.ssm_state_bytes_per_sequence(layout, s.state_dtype) \
+        + mem.conv_state_bytes_per_sequence(layout, s.act_dtype)
+    return Footprint(p.total, p.active, mem.weights_bytes(layout, precision), kv, state, s.prompt, precision, s.kv)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -13,6 +13,9 @@ from designer.app import edit, state
 from designer.present import figures as charts
 from designer.layout import (ACTIVATIONS, SYMBOLS, AttentionConfig, Layout, LayoutError, MambaConfig, MLPConfig,
                              MoEConfig, dump_yaml, field_range)
+from designer.present.format import fmt_bytes, fmt_count
+from designer.profile.analytic import WEIGHT_PRECISIONS
+from designer.profile.scenario import Scenario
 from designer.rules import apply_edit, check, fix_all, rule_sets
 from designer.rules.engine import ALWAYS_ON, Violation
 
@@ -42,6 +45,10 @@ HIDDEN_RANGE, VOCAB_RANGE = field_range(Layout, "hidden_size"), field_range(Layo
 ACTIVATION_BLOCKS = ("mlp", "moe")
 BLOCK_TITLES = {"mamba": "Mamba (M)", "attention": "Attention (*)", "mlp": "MLP (-)", "moe": "MoE (E)"}
 _MD_SPECIAL = "\\`*_[]<>|~$:"
+BLOCKS_NOTE = ("Blocks: symbols of the pattern, each a pre-norm residual block (what Nemotron-H and Megatron-LM call "
+               "layers, and what the strip numbers). Layers: as a Transformer paper counts them, a mixer (M or *) "
+               "with the FFN (- or E) after it is one layer, so Llama-3.1-8B's 64 blocks are its 32 layers.")
+FOOTPRINT_CONTEXT = Scenario().context      # the profiler's default scenario: 65,536 prompt + 1,024 generated
 
 
 def md(text: str) -> str:
@@ -267,14 +274,16 @@ def render() -> None:
     a, b = selection(lay.num_layers)
 
     counts = lay.counts
-    cols = st.columns(6)
-    cols[0].metric("Layers", lay.num_layers)
-    for col, sym in zip(cols[1:5], KINDS):
+    cols = st.columns(7)
+    cols[0].metric("Blocks", lay.num_layers, help=BLOCKS_NOTE)
+    cols[1].metric("Layers (Transformer count)", edit.conventional_layers(lay.pattern), help=BLOCKS_NOTE)
+    for col, sym in zip(cols[2:6], KINDS):
         col.metric(KIND_NAMES[sym], counts[sym])
-    cols[5].metric("Attention share", f"{lay.attention_fraction:.1%}")
+    cols[6].metric("Attention share", f"{lay.attention_fraction:.1%}")
 
     left, right = st.columns([3, 2], gap="large")
     with left:
+        _render_footprint(lay)
         _render_strip(lay, violations, a, b)
         _render_layer_controls(lay, a, b)
         st.text_area("Pattern", key="pattern_text", on_change=on_pattern_text, height=80,
@@ -283,6 +292,24 @@ def render() -> None:
         _render_sizes(lay)
     with right:
         _render_rules(lay, violations, rules_error)
+
+
+def _render_footprint(lay: Layout) -> None:
+    """Parameters and memory of the layout as it is now: recomputed on every run, so after every edit."""
+    state.ensure("ed.context", FOOTPRINT_CONTEXT)
+    state.ensure("ed.precision", "bf16")
+    c = st.columns([1, 1, 1, 1.2, 1.1, 0.9], vertical_alignment="bottom")
+    context = c[4].number_input("Context (tokens)", min_value=1, max_value=1 << 24, step=1024, key="ed.context",
+                                help="tokens of one sequence for the cache memory")
+    precision = c[5].selectbox("Weights", list(WEIGHT_PRECISIONS), key="ed.precision")
+    f = edit.footprint(lay, int(context), precision)
+    c[0].metric("Parameters", fmt_count(f.total_params), help="whole model (designer.profile.params)")
+    c[1].metric("Active / token", fmt_count(f.active_params), help="parameters one token uses (top-k experts)")
+    c[2].metric(f"Weights ({precision})", fmt_bytes(f.weights_bytes), help="whole model, not split over GPUs")
+    c[3].metric("KV + state / sequence", fmt_bytes(f.kv_cache_bytes + f.state_bytes),
+                help=f"KV cache ({f.kv_dtype}) {fmt_bytes(f.kv_cache_bytes)} at {f.context:,} tokens + SSM and conv "
+                     f"state {fmt_bytes(f.state_bytes)} (fixed size); the Profile page adds activations, batch "
+                     "and GPUs")
 
 
 def _render_strip(lay: Layout, violations: list[Violation], a: int, b: int) -> None:

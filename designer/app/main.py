@@ -5,6 +5,7 @@ import pandas  # noqa: F401  (Compare's table needs it: 0.4 s to import, paid at
 import streamlit as st
 
 from designer.app import state
+from designer.app.edit import blocks_and_layers
 
 PAGES = ("Editor", "Profile", "Compare", "Search", "Export")
 INTRO = ("A hybrid layout is a stack of residual blocks, one symbol per layer: **M** a Mamba-2 mixer (a fixed-size "
@@ -15,11 +16,12 @@ INTRO = ("A hybrid layout is a stack of residual blocks, one symbol per layer: *
 def on_preset() -> None:
     name = st.session_state.get("preset")
     if name and name != state.layout().name:
-        state.load_ref(name)
+        if state.load_ref(name):
+            state.clear_upload()          # the uploaded file's chip no longer describes the layout
 
 
-def on_upload() -> None:
-    f = st.session_state.get("upload")
+def on_upload(key: str) -> None:
+    f = st.session_state.get(key)
     if f is not None:
         state.load_bytes(f.name, f.getvalue())
 
@@ -27,7 +29,8 @@ def on_upload() -> None:
 def on_paste() -> None:
     text = st.session_state.get("paste_text", "")
     if text.strip():
-        state.load_text(text, "pasted text")
+        if state.load_text(text, "pasted text"):
+            state.clear_upload()
     else:
         state.flash("warning", "Nothing to load: paste a layout YAML or a Hugging Face config.json first.")
 
@@ -43,15 +46,17 @@ def sidebar() -> None:
         st.session_state["_sidebar_revision"] = state.history().revision
         st.selectbox("Preset", presets, key="preset", on_change=on_preset, index=None,
                      placeholder="choose a published layout")
-        st.file_uploader("Upload a layout (YAML or HF config.json)", type=["yaml", "yml", "json"], key="upload",
-                         on_change=on_upload, max_upload_size=1, help="A designer layout YAML, or a Hugging Face config.json of "
-                         "nemotron_h, falcon_mamba, mamba2, llama or qwen2")
+        upload = state.upload_key()
+        st.file_uploader("Upload a layout (YAML or HF config.json)", type=["yaml", "yml", "json"], key=upload,
+                         on_change=on_upload, args=(upload,), max_upload_size=1,
+                         help="A designer layout YAML, or a Hugging Face config.json of nemotron_h, falcon_mamba, "
+                              "mamba2, llama or qwen2")
         with st.expander("…or paste YAML / config.json"):
             st.text_area("Layout text", key="paste_text", height=160, label_visibility="collapsed",
                          placeholder="name: my-hybrid\nhidden_size: 4096\n...")
             st.button("Load pasted text", key="btn_paste", on_click=on_paste)
         st.divider()
-        st.markdown(f"**{lay.name}** · {lay.num_layers} layers")
+        st.markdown(f"**{lay.name}** · {blocks_and_layers(lay)}")
         if lay.source:
             st.caption(lay.source)
 

@@ -9,7 +9,8 @@ import streamlit as st
 from designer.app import controls, state
 from designer.layout import LayoutError
 from designer.present import figures as charts
-from designer.present.format import fmt_bytes, fmt_context, fmt_count, fmt_seconds
+from designer.present.fits import what_fits
+from designer.present.format import DOES_NOT_FIT, fmt_bytes, fmt_context, fmt_count, fmt_seconds
 from designer.profile.analytic import profile, sweep
 from designer.profile.scenario import Scenario
 
@@ -19,15 +20,18 @@ def compute(layout, hardware: str, scenario: Scenario) -> tuple[dict, dict]:
     return profile(layout, hardware, scenario).to_dict(), sweep(layout, hardware, scenario)
 
 
-def fits_summary(prof: dict) -> tuple[str, str]:
-    """(kind, markdown) saying what fits on the chosen GPU, for st.success / st.warning / st.error."""
+def fits_summary(prof: dict, hint: str | None = None) -> tuple[str, str]:
+    """(kind, markdown) saying what fits on the chosen GPU, for st.success / st.warning / st.error.
+    `hint`: what would fit instead (`present.fits.what_fits(...).text()`), when nothing does."""
     m, t, s = prof["memory"], prof["throughput"], prof["setup"]
     per_gpu = f"per GPU ({t['gpus']} GPU{'s' if t['gpus'] > 1 else ''})"
     used = (f"Batch {s['batch']:,} × ({s['prompt']:,} prompt + {s['gen']:,} generated tokens) needs "
             f"**{fmt_bytes(m['total_bytes'])}** of **{fmt_bytes(m['capacity_bytes'])}** usable {per_gpu}")
     if t["max_batch"] == 0:
+        advice = (f"It {hint}." if hint else "Nothing tried fits: fp8/fp4 weights, an fp8 KV cache, tensor "
+                  "parallel up to 8 or a 1,024-token prompt.")
         return "error", (f"{used}: **does not fit at any batch**. The weights alone take "
-                         f"{fmt_bytes(m['weights_bytes'])}; try fp8/fp4 weights or more tensor parallelism.")
+                         f"{fmt_bytes(m['weights_bytes'])}. {advice}")
     tail = (f"Largest batch at this length: **{t['max_batch']:,}** "
             f"({t['max_batch_output_tokens_per_s_per_gpu']:,.0f} output tokens/s per GPU). "
             f"Longest context at batch 1: **{fmt_context(t['max_context_tokens'])}** tokens.")
@@ -60,17 +64,28 @@ def render() -> None:
     cols[3].metric("SSM state per sequence", fmt_bytes(m["ssm_state_bytes_per_sequence"]),
                    help="Mamba recurrent state (per GPU): a fixed size whatever the context")
     cols = st.columns(4)
-    cols[0].metric("Time to first token", fmt_seconds(lat["ttft_s"]), help="prefill of the batch's prompts")
-    cols[1].metric("Time per output token", fmt_seconds(lat["tpot_s"]), help="mean decode step over the generation")
-    cols[2].metric("Output tokens/s", f"{t['output_tokens_per_s']:,.0f}", help="at this batch, all GPUs")
-    cols[3].metric("Max batch", f"{t['max_batch']:,}", help="largest batch that fits at prompt + generated tokens")
-    kind, text = fits_summary(prof)
+    fit = m["fits"]          # latency and throughput at this batch mean nothing when it does not fit
+    cols[0].metric("Time to first token", fmt_seconds(lat["ttft_s"]) if fit else DOES_NOT_FIT,
+                   help="prefill of the batch's prompts")
+    cols[1].metric("Time per output token", fmt_seconds(lat["tpot_s"]) if fit else DOES_NOT_FIT,
+                   help="mean decode step over the generation")
+    cols[2].metric("Output tokens/s", f"{t['output_tokens_per_s']:,.0f}" if fit else DOES_NOT_FIT,
+                   help="at this batch, all GPUs")
+    cols[3].metric("Max batch", f"{t['max_batch']:,}" if t["max_batch"] else DOES_NOT_FIT,
+                   help="largest batch that fits at prompt + generated tokens")
+    hint = None
+    if not t["max_batch"]:
+        suggestion = what_fits(lay, hardware, scenario)
+        hint = suggestion.text() if suggestion else None
+    kind, text = fits_summary(prof, hint)
     getattr(st, kind)(text)
 
     left, right = st.columns(2, gap="medium")
     left.plotly_chart(charts.params_figure(prof), key="pf_params", config={"displaylogo": False})
     right.plotly_chart(charts.memory_breakdown_figure(prof), key="pf_memory", config={"displaylogo": False})
-    st.plotly_chart(charts.latency_vs_context_figure([sw]), key="pf_latency", config={"displaylogo": False})
+    st.plotly_chart(charts.latency_vs_context_figure([sw], None if t["max_batch"] else
+                                                     [f"{lay.name} (does not fit: latency if it did)"]),
+                    key="pf_latency", config={"displaylogo": False})
     left, right = st.columns(2, gap="medium")
     if t["max_batch"]:
         left.plotly_chart(charts.throughput_vs_batch_figure([sw], prompt=scenario.prompt, gen=scenario.gen),

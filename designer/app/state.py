@@ -10,7 +10,7 @@ from typing import Any
 
 import streamlit as st
 
-from designer.app.edit import History
+from designer.app.edit import History, mark_edited
 from designer.layout import Layout, LayoutError, layout_from_text, load_layout, preset_names
 
 DEFAULT_LAYOUT = "nemotron-h-8b"
@@ -41,9 +41,10 @@ def _initial_layout() -> Layout:
     return load_layout(DEFAULT_LAYOUT)
 
 
-def commit(new: Layout, note: str) -> bool:
-    """Make `new` the current layout (undoable). Returns False when nothing changed."""
-    return history().push(new, note)
+def commit(new: Layout, note: str, *, edited: bool = True) -> bool:
+    """Make `new` the current layout (undoable). Returns False when nothing changed. An edit (not a load:
+    `edited=False`) is renamed and sourced as one (`edit.mark_edited`: "nemotron-h-8b-edited")."""
+    return history().push(mark_edited(new, history().present) if edited else new, note)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -109,9 +110,24 @@ def load_ref(ref: str) -> bool:
 
 
 def _loaded(new: Layout, source: str) -> bool:
-    commit(new, f"open {source}")
+    commit(new, f"open {source}", edited=False)
     flash("success", f"Opened {new.name} from {source}: {new.num_layers} layers.")
     return True
+
+
+UPLOAD_KEY = "upload"
+_UPLOAD_GENERATION = "_upload_generation"
+
+
+def upload_key() -> str:
+    """The file uploader's widget key. Streamlit cannot clear an uploader's file, so opening a preset or
+    pasted text starts a new uploader (a new key) and the previous file's chip goes with the old one."""
+    n = st.session_state.get(_UPLOAD_GENERATION, 0)
+    return UPLOAD_KEY if n == 0 else f"{UPLOAD_KEY}.{n}"
+
+
+def clear_upload() -> None:
+    st.session_state[_UPLOAD_GENERATION] = st.session_state.get(_UPLOAD_GENERATION, 0) + 1
 
 
 def presets() -> list[str]:

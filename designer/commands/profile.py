@@ -29,9 +29,10 @@ def _fraction(text: str) -> float:
     return value
 
 
-def add_scenario_options(parser: argparse.ArgumentParser) -> None:
-    """--hardware and one option per Scenario field (their defaults are Scenario's)."""
-    d = DEFAULT
+def add_scenario_options(parser: argparse.ArgumentParser, *, precision: str | None = None) -> None:
+    """--hardware and one option per Scenario field (their defaults are Scenario's, except `precision` when
+    given)."""
+    d = DEFAULT if precision is None else DEFAULT.replace(precision=precision)
     parser.add_argument("--hardware", default=DEFAULT_HARDWARE, metavar="NAME",
                         help=f"GPU profile from profiles/hardware/ ({', '.join(hardware_names())}) or a YAML path; "
                              f"default {DEFAULT_HARDWARE}")
@@ -74,16 +75,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from rich.console import Console
     from rich.table import Table
+
+    from designer.present.tables import Row, metric_tables
     console = Console()
-    table = Table(title=f"{d['layout']} — {setup_line(d)}", show_lines=False)
-    table.add_column("section")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    last = None
-    for section, label, path, fmt in ROWS:
-        table.add_row(section if section != last else "", label, row_value(d, path, fmt))
-        last = section
-    console.print(table)
+    rows = [Row(label, [row_value(d, path, fmt)], [None]) for _, label, path, fmt in ROWS]
+    for table in metric_tables(f"{d['layout']} — {setup_line(d)}", "metric", ["value"], rows, console.width):
+        console.print(table)
     kinds = Table(title="parameters by block kind")
     kinds.add_column("kind")
     kinds.add_column("blocks", justify="right")
@@ -93,7 +90,10 @@ def run(args: argparse.Namespace) -> int:
     console.print(kinds)
     if not d["memory"]["fits"]:
         console.print(f"[yellow]does not fit: {fmt_bytes(d['memory']['total_bytes'])} needed, "
-                      f"{fmt_bytes(d['memory']['capacity_bytes'])} usable per GPU[/yellow]")
+                      f"{fmt_bytes(d['memory']['capacity_bytes'])} usable per GPU[/yellow]", soft_wrap=False)
+        if d["throughput"]["max_batch"] == 0:
+            from designer.present.fits import not_fit_message
+            console.print(f"[yellow]{not_fit_message(layout, args.hardware, scenario_from_args(args))}[/yellow]")
     for line in d["assumptions"]:
         console.print(f"[dim]- {line}[/dim]")
     return 0

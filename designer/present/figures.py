@@ -67,24 +67,39 @@ def grid(rows: int, cols: int, *, hgap: float = 0.08, vgap: float = 0.16,
     """Axis layout for a rows x cols grid of subplots (what make_subplots does, without its cost).
 
     Returns (layout entries: axes and title annotations, [(xref, yref) per cell, row-major])."""
-    w = (1 - hgap * (cols - 1)) / cols
-    h = (1 - vgap * (rows - 1)) / rows
+    if rows < 1 or cols < 1 or not (0 <= hgap * (cols - 1) < 1 and 0 <= vgap * (rows - 1) < 1):
+        raise ValueError(f"no room for a {rows} x {cols} grid with gaps {hgap:g} x {vgap:g}")
     entries: dict[str, Any] = {}
     cells, notes = [], []
     for r in range(rows):
         for c in range(cols):
             k = r * cols + c + 1
             suffix = "" if k == 1 else str(k)
-            x0, y1 = c * (w + hgap), 1 - r * (h + vgap)
-            entries[f"xaxis{suffix}"] = {**AXIS, "domain": [x0, x0 + w], "anchor": f"y{suffix}"}
-            entries[f"yaxis{suffix}"] = {**AXIS, "domain": [y1 - h, y1], "anchor": f"x{suffix}"}
+            # each edge from its own index (not by adding up widths and gaps, whose rounding put the bottom
+            # row's lower edge at -1e-16, which plotly rejects), then held inside [0, 1]
+            x0, x1 = _edge(c, cols, hgap), _edge(c + 1, cols, hgap, end=True)
+            y0, y1 = _edge(rows - 1 - r, rows, vgap), _edge(rows - r, rows, vgap, end=True)
+            entries[f"xaxis{suffix}"] = {**AXIS, "domain": [x0, x1], "anchor": f"y{suffix}"}
+            entries[f"yaxis{suffix}"] = {**AXIS, "domain": [y0, y1], "anchor": f"x{suffix}"}
             cells.append((f"x{suffix}", f"y{suffix}"))
             if titles and k <= len(titles):
-                notes.append({"text": titles[k - 1], "x": x0 + w / 2, "y": y1, "xref": "paper", "yref": "paper",
+                notes.append({"text": titles[k - 1], "x": (x0 + x1) / 2, "y": y1, "xref": "paper", "yref": "paper",
                               "xanchor": "center", "yanchor": "bottom", "showarrow": False,
                               "font": {"size": 13, "color": "#555555"}})
     entries["annotations"] = notes
     return entries, cells
+
+
+def _edge(i: int, n: int, gap: float, *, end: bool = False) -> float:
+    """Paper coordinate of cell edge `i` of `n` cells separated by `gap`: the start of cell i, or with `end`
+    the end of cell i - 1. Always inside [0, 1]; the outer edges are exactly 0 and 1."""
+    if i <= 0:
+        return 0.0
+    if i >= n and end:
+        return 1.0
+    size = (1 - gap * (n - 1)) / n
+    x = i * size + (i - 1) * gap if end else i * (size + gap)
+    return min(1.0, max(0.0, x))
 
 
 def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
@@ -277,7 +292,9 @@ def memory_vs_context_figure(sweeps: list[dict], names: list[str] | None = None)
     names = names or [s["layout"] for s in sweeps]
     cols = len(sweeps) if len(sweeps) <= 3 else 2
     rows = -(-len(sweeps) // cols)
-    entries, cells = grid(rows, cols, titles=names, vgap=0.16 if rows > 1 else 0.1)
+    height = 130 + 300 * rows
+    # an 80-pixel gap between rows (panel title and tick labels), whatever the number of rows
+    entries, cells = grid(rows, cols, titles=names, vgap=80 / (height - 120) if rows > 1 else 0.1)
     data: list[dict] = []
     for i, s in enumerate(sweeps):
         xref, yref = cells[i]
@@ -296,7 +313,7 @@ def memory_vs_context_figure(sweeps: list[dict], names: list[str] | None = None)
         entries[f"xaxis{suffix}"].update(_tokens_axis("context (tokens)" if r == rows - 1 else None))
         entries[f"yaxis{suffix}"].update({"title": {"text": "GiB per GPU" if c == 0 else None},
                                           "rangemode": "tozero"})
-    lay = base_layout(height=130 + 300 * rows, top=110,
+    lay = base_layout(height=height, top=110,
                       title="Memory vs context, stacked by weights / KV cache / SSM state")
     lay.update(entries)
     return figure(data, lay)
@@ -351,8 +368,10 @@ def max_batch_vs_context_figure(sweeps: list[dict], names: list[str] | None = No
     data = []
     for i, s in enumerate(sweeps):
         m = s["max_batch_vs_context"]
+        never = not any(b > 0 for b in m["max_batch"])
         data.append({"type": "scatter", "x": m["context"], "y": [b if b > 0 else None for b in m["max_batch"]],
-                     "name": names[i], "mode": "lines", "line": {"color": layout_colour(i), "width": 2.5},
+                     "name": f"{names[i]} (does not fit)" if never else names[i], "mode": "lines",
+                     "line": {"color": layout_colour(i), "width": 2.5},
                      "hovertemplate": f"{names[i]}<br>%{{x:,}} tokens: batch %{{y:,}}<extra></extra>"})
     batches = [b for s in sweeps for b in s["max_batch_vs_context"]["max_batch"] if b > 0]
     vals, labels = log_ticks(min(batches), max(batches)) if batches else ([], [])
@@ -360,7 +379,21 @@ def max_batch_vs_context_figure(sweeps: list[dict], names: list[str] | None = No
                  {"xaxis": _tokens_axis("prompt (tokens)"),
                   "yaxis": {"type": "log", "title": {"text": "max batch (sequences)"}, "tickvals": vals,
                             "ticktext": labels}})
+    absent = absent_from_fits(sweeps, names)
+    if absent:                           # a layout with no line is named, never silently dropped
+        shortest = min(sweeps[0]["max_batch_vs_context"]["context"])
+        text = (("Nothing fits" if len(absent) == len(sweeps) else "No line: " + ", ".join(absent))
+                + f": not one sequence fits at any prompt length ({shortest:,} tokens or more) on this set-up")
+        lay["annotations"] = [{"text": text, "x": 0.5, "y": 0.5 if len(absent) == len(sweeps) else 1.0,
+                               "xref": "paper", "yref": "paper", "xanchor": "center",
+                               "yanchor": "middle" if len(absent) == len(sweeps) else "bottom", "showarrow": False,
+                               "font": {"size": 13, "color": "#D62728"}}]
     return figure(data, lay)
+
+
+def absent_from_fits(sweeps: list[dict], names: list[str]) -> list[str]:
+    """Names of the layouts that draw no line in the "What fits" chart: no batch fits at any prompt length."""
+    return [n for n, s in zip(names, sweeps) if not any(b > 0 for b in s["max_batch_vs_context"]["max_batch"])]
 
 
 def throughput_at_max_batch_figure(profiles: list[dict], names: list[str]) -> go.Figure:
@@ -388,7 +421,10 @@ def compare_figures(profiles: list[dict], sweeps: list[dict], names: list[str] |
     exactly these."""
     names = names or [p["layout"] for p in profiles]
     gen = profiles[0]["setup"]["gen"]
-    return [memory_vs_context_figure(sweeps, names), latency_vs_context_figure(sweeps, names),
+    # latency of a set-up where not one sequence fits is hypothetical: its legend says so
+    latency_names = [n if p["throughput"]["max_batch"] > 0 else f"{n} (does not fit: latency if it did)"
+                     for n, p in zip(names, profiles)]
+    return [memory_vs_context_figure(sweeps, names), latency_vs_context_figure(sweeps, latency_names),
             throughput_at_max_batch_figure(profiles, names), max_batch_vs_context_figure(sweeps, names, gen=gen)]
 
 
@@ -402,11 +438,20 @@ def proxy_figure(ranked: list[dict], tasks: list[str], settings: str) -> go.Figu
     data: list[dict] = []
     for i, r in enumerate(ranked):
         colour = layout_colour(i)
-        data.append({"type": "scatter", "x": list(range(1, len(r["loss"]) + 1)), "y": r["loss"], "name": r["name"],
+        sweep = r.get("sweep")
+        for curve in (sweep["curves"] if sweep else []):   # every seed faintly, the mean below in full
+            data.append({"type": "scatter", "x": list(range(1, len(curve) + 1)), "y": curve, "name": r["name"],
+                         "legendgroup": r["name"], "showlegend": False, "mode": "lines", "opacity": 0.3,
+                         "line": {"color": colour, "width": 1}, "hoverinfo": "skip"})
+        name = r["name"] + (f" (lr {sweep['lr']:g}, {sweep['mean']:.3f} ± {sweep['std']:.3f})" if sweep else "")
+        data.append({"type": "scatter", "x": list(range(1, len(r["loss"]) + 1)), "y": r["loss"], "name": name,
                      "legendgroup": r["name"], "mode": "lines", "line": {"color": colour}})
-        data.append({"type": "bar", "x": tasks, "y": [r["accuracy"][t] for t in tasks], "name": r["name"],
-                     "legendgroup": r["name"], "showlegend": False, "marker": {"color": colour},
-                     "xaxis": "x2", "yaxis": "y2"})
+        bar = {"type": "bar", "x": tasks, "y": [r["accuracy"][t] for t in tasks], "name": r["name"],
+               "legendgroup": r["name"], "showlegend": False, "marker": {"color": colour},
+               "xaxis": "x2", "yaxis": "y2"}
+        if sweep:
+            bar["error_y"] = {"type": "data", "array": [sweep["accuracy_std"][t] for t in tasks]}
+        data.append(bar)
     entries["xaxis"].update({"title": {"text": "step"}})
     entries["yaxis"].update({"type": "log", "title": {"text": "cross-entropy"}})
     entries["yaxis2"].update({"range": [0, 1], "tickformat": ".0%", "title": {"text": "accuracy"}})

@@ -21,26 +21,46 @@ def summary_table(profiles: list[dict[str, Any]]) -> str:
     return f"<table><tr><th>metric</th>{head}</tr>{''.join(rows)}</table>"
 
 
-def render_report(profiles: list[dict[str, Any]], sweeps: list[dict[str, Any]]) -> str:
+def render_report(profiles: list[dict[str, Any]], sweeps: list[dict[str, Any]], notes: list[str] | None = None) -> str:
+    """`notes`: lines shown above the table (e.g. what would fit for a layout that does not)."""
     import plotly.io as pio
 
     from designer.present.figures import compare_figures
     figures = compare_figures(profiles, sweeps)
     divs = [pio.to_html(f, full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figures)]
-    notes = "".join(f"<li>{html.escape(a)}</li>" for a in profiles[0]["assumptions"])
+    remarks = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes or [])
+    assumptions = "".join(f"<li>{html.escape(a)}</li>" for a in profiles[0]["assumptions"])
     title = "designer compare: " + ", ".join(p["layout"] for p in profiles)
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th:first-child{text-align:left}</style>"
             f"</head><body><h1>{html.escape(title)}</h1><p>{html.escape(setup_line(profiles[0]))}</p>"
-            f"{summary_table(profiles)}<h2>Assumptions</h2><ul>{notes}</ul>{''.join(divs)}</body></html>")
+            f"{remarks}{summary_table(profiles)}<h2>Assumptions</h2><ul>{assumptions}</ul>{''.join(divs)}"
+            "</body></html>")
 
 
-def write_report(path: str | Path, profiles: list[dict[str, Any]], sweeps: list[dict[str, Any]]) -> None:
-    atomic_write_text(path, render_report(profiles, sweeps))
+def write_report(path: str | Path, profiles: list[dict[str, Any]], sweeps: list[dict[str, Any]],
+                 notes: list[str] | None = None) -> None:
+    atomic_write_text(path, render_report(profiles, sweeps, notes))
 
 
-def write_proxy_report(path: str | Path, ranked: list[dict[str, Any]], tasks: list[str], settings: str) -> None:
-    """Loss curves and per-task accuracy bars of a proxy ranking in one HTML file."""
+def write_proxy_report(path: str | Path, ranked: list[dict[str, Any]], tasks: list[str], settings: str,
+                       pairs: list[dict[str, Any]] | None = None) -> None:
+    """Loss curves and per-task accuracy bars of a proxy ranking in one HTML file; with a sweep (rows with
+    "sweep", `pairs` the pairwise tests) every seed's curve, mean ± std and the significance of each pair."""
     from designer.present.figures import proxy_figure
-    atomic_write_text(path, proxy_figure(ranked, tasks, settings).to_html(include_plotlyjs=True, full_html=True))
+    page = proxy_figure(ranked, tasks, settings).to_html(include_plotlyjs=True, full_html=True)
+    if pairs is not None:
+        rows = "".join(
+            f"<tr><td>{html.escape(r['name'])}</td><td>{r['sweep']['lr']:g}</td><td>{r['sweep']['mean']:.4f} ± "
+            f"{r['sweep']['std']:.4f}</td><td>{len(r['sweep']['values'])}</td></tr>" for r in ranked)
+        tests = "".join(
+            f"<tr><td>{html.escape(p['better'])} &lt; {html.escape(p['worse'])}</td><td>"
+            f"{'n/a' if p['p'] is None else format(p['p'], '.3g')}</td><td>"
+            f"{'yes' if p['significant'] else 'no'}</td></tr>" for p in pairs)
+        table = ("<h3>Held-out loss (mean ± std over seeds, best lr per candidate)</h3><table border=1>"
+                 "<tr><th>layout</th><th>lr</th><th>held-out loss</th><th>seeds</th></tr>" + rows + "</table>"
+                 "<h3>Pairwise ranking: Welch's t-test (two-sided) over seeds</h3><table border=1>"
+                 "<tr><th>pair</th><th>p</th><th>significant at 0.05</th></tr>" + tests + "</table>")
+        page = page.replace("</body>", table + "</body>", 1)
+    atomic_write_text(path, page)
