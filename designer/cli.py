@@ -67,6 +67,11 @@ def _app() -> ModuleType:
     return app
 
 
+def _measure() -> ModuleType:
+    from designer.commands import measure
+    return measure
+
+
 # name -> (the command's module, imported on use; one-line help)
 COMMANDS: dict[str, tuple[Callable[[], ModuleType], str]] = {
     "validate": (_validate, "check a layout against its rule sets"),
@@ -79,6 +84,7 @@ COMMANDS: dict[str, tuple[Callable[[], ModuleType], str]] = {
     "export": (_export, "write a runnable PyTorch model, HF/Megatron configs and proxy jobs"),
     "proxy": (_proxy, "train each layout's proxy on synthetic tasks and rank them"),
     "search": (_search, "Pareto front of layouts derived from a base under rules and budgets"),
+    "measure": (_measure, "the exported model's FLOPs, cache bytes and timings beside the predictions"),
     "app": (_app, "start the browser app (Streamlit)"),
 }
 

@@ -1,0 +1,162 @@
+"""Whole-model timing: the exported model (random weights; bf16 on CUDA, fp32 on the CPU) timed at a grid
+of prompt / context / batch points, beside the analytic profiler's prediction (`designer measure --device`).
+
+TTFT: one prefill of `batch` prompts of `prompt` tokens into a fresh cache, logits of the last position
+(what `Roofline.prefill_s` predicts). TPOT: one decode step of `batch` sequences whose cache already holds
+`context` tokens (prefilled one sequence at a time through `InferenceCache.slot`) (`Roofline.tpot_s(batch, context)`), the median over a few steps, eager (no CUDA graph:
+the roofline counts one launch per kernel). Each point: the median of `iters` runs after `warmup` runs,
+synchronised on CUDA. error = (predicted - measured) / measured.
+
+Predictions are for `hardware` (a GPU profile); on the CPU they are printed for the structure only, not
+as a claim (the CPU is not a profiled device).
+"""
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from designer.export.model_export import model_args
+from designer.export.template import load_template
+from designer.layout import Layout, atomic_write_text
+from designer.profile.analytic import prepare
+
+KERNELS = ("torch", "triton")
+DEVICES = ("cuda", "cpu")
+# (prompts, contexts, batches): CUDA is the issue's held-out grid (trimmed to what one run does in minutes)
+GRIDS = {"cuda": ((1024, 4096, 16384), (4096, 16384), (1, 16)),
+         "cpu": ((8, 16), (16,), (1, 2))}
+# TTFT points above this many prompt tokens in one batch are skipped (the torch SSD path's chunk tensors grow
+# with batch x prompt); TPOT contexts are prefilled one sequence at a time, so they are not limited
+MAX_PREFILL_TOKENS = {"cuda": 65536, "cpu": 1 << 30}
+
+
+class MeasureError(ValueError):
+    """A device or backend that cannot run here (the CLI's exit 2)."""
+
+
+def check_device(device: str, kernels: str) -> None:
+    if device not in DEVICES:
+        raise MeasureError(f"unknown device {device!r}; allowed: {', '.join(DEVICES)}")
+    if kernels not in KERNELS:
+        raise MeasureError(f"unknown kernel backend {kernels!r}; allowed: {', '.join(KERNELS)}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise MeasureError("--device cuda: no CUDA device is available here (torch "
+                           f"{torch.__version__}, cuda {torch.version.cuda}); use --device cpu")
+    if device == "cuda" and kernels == "triton":
+        mod = load_template("model.py")
+        if mod.triton is None or mod.fla_kernels() is None:
+            raise MeasureError("--kernels triton needs triton and fla-core on CUDA (pip install fla-core); "
+                               "or use --kernels torch")
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _median_s(fn, device: str, warmup: int, iters: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(iters):
+        _sync(device)
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _error(predicted: float, measured: float) -> float | None:
+    return None if measured <= 0 else (predicted - measured) / measured
+
+
+def measure_timing(layout: Layout, *, device: str = "cpu", kernels: str = "torch", hardware: str = "h200",
+                   prompts: tuple[int, ...] | None = None, contexts: tuple[int, ...] | None = None,
+                   batches: tuple[int, ...] | None = None, warmup: int = 1, iters: int = 3,
+                   decode_steps: int = 3) -> dict[str, Any]:
+    """{"layout", "device", "kernels", "kernels_in_use", "dtype", "hardware", "precision", "grid", "points":
+    [{"metric": "ttft"|"tpot", "batch", "prompt"|"context", "predicted_s", "measured_s", "error"}],
+    "summary": {"median_abs_error", "max_abs_error"}, "environment"}."""
+    check_device(device, kernels)
+    default = GRIDS[device]
+    prompts, contexts, batches = prompts or default[0], contexts or default[1], batches or default[2]
+    mod = load_template("model.py")
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    precision = "bf16" if device == "cuda" else "fp32"
+    roof = prepare(layout, hardware, precision=precision, tp=1, pp=1)
+    previous = mod.set_kernels(kernels)
+    points: list[dict[str, Any]] = []
+    try:
+        torch.manual_seed(0)
+        model = mod.build_model(args=model_args(layout), device=device, dtype=dtype).eval()
+        in_use = mod.kernels_in_use(device)
+        vocab = layout.vocab_size
+        with torch.no_grad():
+            for batch in batches:
+                for prompt in prompts:
+                    if batch * prompt > MAX_PREFILL_TOKENS[device]:
+                        continue
+                    ids = torch.randint(0, vocab, (batch, prompt), device=device)
+
+                    def prefill():
+                        cache = model.new_cache(batch, prompt + 1)
+                        return model(ids, cache=cache, logits_to_keep=1)
+
+                    measured = _median_s(prefill, device, warmup, iters)
+                    predicted = roof.prefill_s(batch, prompt)
+                    points.append({"metric": "ttft", "batch": batch, "prompt": prompt, "predicted_s": predicted,
+                                   "measured_s": measured, "error": _error(predicted, measured)})
+                for context in contexts:
+                    steps = warmup + max(iters, decode_steps)
+                    cache = model.new_cache(batch, context + steps + 1)
+                    for i in range(batch):   # one sequence at a time: a batch of long contexts needs no big prefill
+                        model(torch.randint(0, vocab, (1, context), device=device), cache=cache.slot(i),
+                              logits_to_keep=1)
+                    cache.seq_len = context
+                    cache.position.fill_(context)
+                    nxt = torch.randint(0, vocab, (batch, 1), device=device)
+                    measured = _median_s(lambda: model(nxt, cache=cache), device, warmup, steps - warmup)
+                    predicted = roof.tpot_s(batch, context)
+                    points.append({"metric": "tpot", "batch": batch, "context": context, "predicted_s": predicted,
+                                   "measured_s": measured, "error": _error(predicted, measured)})
+                    del cache
+    finally:
+        mod.set_kernels(previous)
+    errors = [abs(p["error"]) for p in points if p["error"] is not None]
+    return {"layout": layout.name, "device": device, "kernels": kernels, "kernels_in_use": in_use,
+            "dtype": str(dtype).removeprefix("torch."), "hardware": hardware, "precision": precision,
+            "grid": {"prompts": list(prompts), "contexts": list(contexts), "batches": list(batches),
+                     "warmup": warmup, "iters": iters},
+            "points": points,
+            "summary": {"median_abs_error": statistics.median(errors) if errors else None,
+                        "max_abs_error": max(errors) if errors else None},
+            "environment": environment(device),
+            "note": None if device == "cuda" else
+            f"predictions are for the {hardware} profile; CPU times only check the pipeline"}
+
+
+def environment(device: str) -> dict[str, Any]:
+    env = {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
+           "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if device == "cuda":
+        env.update(gpu=torch.cuda.get_device_name(0), cuda=torch.version.cuda)
+    return env
+
+
+def default_save_path(result: dict[str, Any]) -> Path:
+    """Where `--save` writes: bench/results/measured/LAYOUT_DEVICE_KERNELS.json (read by the app later)."""
+    return Path("bench/results/measured") / f"{result['layout']}_{result['device']}_{result['kernels']}.json"
+
+
+def save(result: dict[str, Any], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(result, indent=1) + "\n")
+    return path
