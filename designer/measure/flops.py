@@ -180,26 +180,9 @@ def _recurrence_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def _balanced_experts_forward(self, x, weights, idx):
     """Experts.forward for the meta device, where the routing cannot be read: the same ops with the
     T·top_k routed rows spread evenly over the experts (the rows, hence the FLOPs, do not depend on it)."""
-    top_k = idx.shape[-1]
     rows = idx.numel()
     counts = [rows // self.num_experts + (1 if e < rows % self.num_experts else 0) for e in range(self.num_experts)]
-    order = idx.flatten().argsort()
-    token = order // top_k
-    xs = x[token]
-    up = self.gate_up_proj if self.gated else self.up_proj
-    outs, start = [], 0
-    for e, n in enumerate(counts):
-        if n:
-            h = xs[start:start + n] @ up[e].T
-            if self.gated:
-                g, u = h.chunk(2, dim=-1)
-                h = self.act(g) * u
-            else:
-                h = self.act(h)
-            outs.append(h @ self.down_proj[e].T)
-        start += n
-    ys = torch.cat(outs) * weights.flatten()[order, None]
-    return torch.zeros(x.shape, dtype=ys.dtype, device=x.device).index_add_(0, token, ys).to(x.dtype)
+    return self.grouped(x, weights, idx, counts)
 
 
 class _TraceableF:

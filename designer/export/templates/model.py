@@ -897,10 +897,13 @@ class Experts(nn.Module):
     def forward(self, x: torch.Tensor, weights: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """x: (tokens, hidden); weights, idx: (tokens, top_k). Tokens are sorted by expert, each expert runs
         once on its contiguous slice, and the weighted outputs are added back per token."""
+        counts = torch.bincount(idx.flatten(), minlength=self.num_experts).tolist()
+        return self.grouped(x, weights, idx, counts)
+
+    def grouped(self, x: torch.Tensor, weights: torch.Tensor, idx: torch.Tensor, counts: list[int]) -> torch.Tensor:
+        """The expert computation given how many routed rows each expert receives (`counts`)."""
         top_k = idx.shape[-1]
-        flat = idx.flatten()
-        order = flat.argsort()
-        counts = torch.bincount(flat, minlength=self.num_experts).tolist()
+        order = idx.flatten().argsort()
         token = order // top_k
         xs = x[token]
         up = self.gate_up_proj if self.gated else self.up_proj
