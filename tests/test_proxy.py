@@ -204,7 +204,7 @@ def batch(name, seed=0, batch_size=B, **params):
     return tasks.make_batch(name, batch_size, vocab_size=V, seq_len=L, gen=gen, seed=0, **params)
 
 
-@pytest.mark.parametrize("name", list(tasks.TASKS))
+@pytest.mark.parametrize("name", [t for t in tasks.TASKS if t != "text"])   # text: every byte is an answer
 def test_every_task_gives_int64_batches_whose_answers_are_the_next_input_token(name):
     x, y = batch(name)
     assert x.dtype == y.dtype == torch.int64
@@ -365,7 +365,7 @@ def test_write_proxy_files_writes_a_job_the_trainer_reads(tmp_path):
     assert layout["mamba"]["chunk_size"] == 16
     assert json.loads((tmp_path / "proxy.yaml").read_text()) == config
     cfg = trainer.load_config(tmp_path / "proxy.yaml")
-    assert cfg.tasks == {"mqar": {"num_kv_pairs": 2, "min_kv_pairs": 0}} and cfg.steps == 200
+    assert cfg.tasks == {"mqar": {"num_kv_pairs": 2, "min_kv_pairs": 0, "power_a": 0.01}} and cfg.steps == 200
     assert config["name"] == "nemotron-h-8b-proxy" and config["layout"] == "proxy_layout.json"
 
 
@@ -533,7 +533,7 @@ def test_export_writes_a_proxy_job_that_runs_with_torch_alone(tmp_path, capsys):
     assert proxy["pattern"] == "M-M-M-M*-M-M-" and proxy["hidden_size"] == 256 and proxy["vocab_size"] == 256
     config = json.loads((out / "proxy.yaml").read_text())
     assert config["layout"] == "proxy_layout.json" and config["model"] == "model.py"
-    assert config["tasks"] == {"mqar": {"num_kv_pairs": 8, "min_kv_pairs": 0}}
+    assert config["tasks"] == {"mqar": {"num_kv_pairs": 8, "min_kv_pairs": 0, "power_a": 0.01}}
     # run it from its directory with designer unimportable: the job needs torch and its own files only
     code = ("import runpy, sys; sys.modules['designer'] = None; "
             "sys.argv = ['train_proxy.py', '--steps', '2', '--device', 'cpu', '--quiet']; "

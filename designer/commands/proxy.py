@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import tempfile
@@ -21,7 +22,8 @@ from designer.cliutil import EXIT_BAD_INPUT, UsageError, emit_json, load_or_fail
 from designer.commands._paths import check_output_dir, check_output_file
 from designer.layout import umask
 from designer.measure.proxy import DEFAULT_HIDDEN, DEFAULT_LAYERS, load_trainer, size_flags_error
-from designer.measure.runs import RunError, prepare_jobs, rank, run_all  # noqa: F401  (rank: re-exported)
+from designer.measure.runs import (RunError, prepare_jobs, rank, run_all, run_sweep,  # noqa: F401  (rank: re-exported)
+                                   sweep_jobs)
 from designer.present.report import write_proxy_report
 
 def build_parser(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +45,12 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--proxy-layers", type=positive_int, help=f"about this many proxy layers (default {DEFAULT_LAYERS})")
     parser.add_argument("--proxy-scale", type=float, metavar="S",
                         help="keep about a fraction S of the parameters: width and depth x S^(1/3) each")
+    parser.add_argument("--seeds", type=positive_int, default=1, metavar="N",
+                        help="train each candidate with N seeds (--seed, --seed+1, ...); with N >= 2 the ranking "
+                             "gives mean ± standard deviation and a Welch t-test between each pair of candidates")
+    parser.add_argument("--lr-grid", metavar="A,B,C",
+                        help="peak learning rates to try per candidate; the one with the lowest mean held-out "
+                             "loss is kept (instead of --lr)")
     parser.add_argument("--nproc", type=positive_int, default=1,
                         help="processes per job (torchrun, DDP; NCCL on GPU, gloo on CPU)")
     parser.add_argument("--out", metavar="DIR", help="keep the proxy jobs and their metrics.json here "
@@ -79,6 +87,39 @@ def trainer_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"tasks": parse_tasks(args.task, args.task_param), "steps": args.steps, "batch_size": args.batch_size,
             "lr": args.lr, "seq_len": args.seq_len, "vocab_size": args.vocab, "seed": args.seed,
             "device": args.device}
+
+
+def parse_lr_grid(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        lrs = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"--lr-grid: expected comma-separated numbers such as 3e-4,1e-3,3e-3, got {text!r}") from None
+    if not lrs or not all(math.isfinite(v) and v > 0 for v in lrs):
+        raise UsageError(f"--lr-grid: expected positive learning rates such as 3e-4,1e-3,3e-3, got {text!r}")
+    return list(dict.fromkeys(lrs))
+
+
+def print_sweep_table(ranked: list[dict[str, Any]], pairs: list[dict[str, Any]], tasks: list[str],
+                      settings: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    console = Console(highlight=False)
+    table = Table(title=f"Proxy ranking by held-out loss, mean ± std over seeds ({settings})", title_justify="left")
+    for col in ("#", "layout", "proxy pattern", "params", "best lr", "held-out loss", *tasks, "tokens/s"):
+        table.add_column(col, justify="left" if col in ("layout", "proxy pattern") else "right")
+    for i, r in enumerate(ranked, start=1):
+        sw = r["sweep"]
+        acc = [f"{r['accuracy'][t]:.1%} ± {sw['accuracy_std'][t]:.1%}" for t in tasks]
+        table.add_row(str(i), r["name"], r["proxy_pattern"], f"{r['params'] / 1e6:.2f}M", f"{sw['lr']:g}",
+                      f"{sw['mean']:.4f} ± {sw['std']:.4f} (n={len(sw['values'])})", *acc,
+                      f"{r['tokens_per_s']:,.0f}")
+    console.print(table)
+    for p in pairs:
+        verdict = ("n/a (one seed)" if p["p"] is None else
+                   f"p = {p['p']:.3g}: {'significant' if p['significant'] else 'not significant'} at {p['alpha']:g}")
+        console.print(f"{p['better']} < {p['worse']} (held-out loss, Welch t-test): {verdict}")
 
 
 def print_table(ranked: list[dict[str, Any]], tasks: list[str], settings: str) -> None:
@@ -193,18 +234,33 @@ def run(args: argparse.Namespace) -> int:
         check_output_dir(args.out, "--out")
     layouts = [load_or_fail(ref) for ref in args.layouts]
     options = trainer_options(args)
+    lrs = parse_lr_grid(args.lr_grid)
+    if lrs and args.lr is not None:
+        raise UsageError("--lr and --lr-grid: give one (--lr-grid a,b,c tries each)")
+    sweep = args.seeds > 1 or lrs is not None
+    lrs = lrs or [args.lr if args.lr is not None else load_trainer().ProxyConfig().lr]
     with tempfile.TemporaryDirectory(prefix="designer-proxy-") as tmp:
         root = Path(args.out) if args.out else Path(tmp)
+        pairs = None
         try:
-            jobs = prepare_jobs(layouts, root, nproc=args.nproc, hidden=args.proxy_hidden, layers=args.proxy_layers,
-                                scale=args.proxy_scale, **options)
+            if sweep:
+                sweeps = sweep_jobs(layouts, root, seeds=args.seeds, lrs=lrs, seed=args.seed or 0, nproc=args.nproc,
+                                    hidden=args.proxy_hidden, layers=args.proxy_layers, scale=args.proxy_scale,
+                                    **{k: v for k, v in options.items() if k not in ("seed", "lr")})
+                jobs = [(name, runs[0][2], runs[0][3]) for name, runs in sweeps]
+            else:
+                jobs = prepare_jobs(layouts, root, nproc=args.nproc, hidden=args.proxy_hidden,
+                                    layers=args.proxy_layers, scale=args.proxy_scale, **options)
         except RunError as e:
             raise UsageError(str(e)) from None
         except OSError as e:
             raise UsageError(f"--out {args.out or tmp}: cannot write the proxy jobs: {e.strerror or e}") from None
-        progress = make_progress(len(jobs), args.quiet)
+        progress = make_progress(sum(len(r) for _, r in sweeps) if sweep else len(jobs), args.quiet)
         try:
-            ranked = run_all(jobs, args.nproc, args.quiet, progress)
+            if sweep:
+                ranked, pairs = run_sweep(sweeps, args.nproc, args.quiet, progress)
+            else:
+                ranked = run_all(jobs, args.nproc, args.quiet, progress)
         except RunError as e:
             raise UsageError(str(e)) from None
         finally:
@@ -219,10 +275,15 @@ def run(args: argparse.Namespace) -> int:
                                                "seed")},
            "nproc": args.nproc, "report": report, "out": args.out,
            "ranking": [{"rank": i, **r} for i, r in enumerate(ranked, start=1)]}
+    if sweep:
+        settings += f"; {args.seeds} seed(s), lr grid {', '.join(f'{v:g}' for v in lrs)}"
+        doc["sweep"] = {"seeds": args.seeds, "lr_grid": lrs, "metric": "heldout_loss (mean eval loss over the tasks, "
+                        "nats per answer)", "test": "Welch's t-test, two-sided, over the seeds of each best lr",
+                        "pairs": pairs}
     code, saved = 0, None
     if report:
         try:
-            write_proxy_report(report, ranked, tasks, settings)
+            write_proxy_report(report, ranked, tasks, settings, pairs=pairs)
         except OSError as e:   # checked before training, but the disk can still fill up or change under us
             saved = save_results(doc, args.out)
             doc.update(report=None, report_error=f"{report}: {e.strerror or e}", results=str(saved))
@@ -232,7 +293,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(doc)
         return code
-    print_table(ranked, tasks, settings)
+    if sweep:
+        print_sweep_table(ranked, pairs, tasks, settings)
+    else:
+        print_table(ranked, tasks, settings)
     if report:
         print(f"report: {report}")
     if saved:

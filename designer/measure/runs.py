@@ -125,3 +125,147 @@ def run_all(jobs: list[tuple[str, Path, dict[str, Any]]], nproc: int = 1, quiet:
         if progress is not None:
             progress("done", name, config["steps"], config["steps"], lambda m=metrics: m["final_loss"])
     return rank(results)
+
+
+# --------------------------------------------------------------------------------------------------
+# Sweeps: several seeds and a learning-rate grid per candidate, with a significance test between candidates
+
+
+def heldout_metric(m: dict[str, Any]) -> float:
+    """The number a sweep ranks by, lower is better: the evaluation loss (nats per answer; per byte on the
+    text task) averaged over the tasks, measured on the fixed held-out set at the end of the run."""
+    losses = [v["loss"] for v in m["eval"].values()]
+    return sum(losses) / len(losses)
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value)."""
+    n = len(values)
+    mean = sum(values) / n
+    var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
+    return mean, math.sqrt(var)
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    """Regularised incomplete beta I_x(a, b) by its continued fraction (modified Lentz; Numerical Recipes
+    §6.4): the Student-t tail below needs it, and scipy is not a dependency."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    if x > (a + 1) / (a + b + 2):          # the fraction converges fast only below this point
+        return 1.0 - _betainc(b, a, 1.0 - x)
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)) / a
+    tiny = 1e-300
+    f, c, d = 1.0, 1.0, 0.0
+    for i in range(400):
+        m = i // 2
+        if i == 0:
+            num = 1.0
+        elif i % 2 == 0:
+            num = m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m))
+        else:
+            num = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))
+        d = 1.0 + num * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + num / c
+        c = c if abs(c) > tiny else tiny
+        f *= c * d
+        if abs(1.0 - c * d) < 1e-12:
+            break
+    return front * (f - 1.0)
+
+
+def student_t_two_sided_p(t: float, df: float) -> float:
+    """P(|T| >= |t|) for Student's t with df degrees of freedom: I_{df/(df+t^2)}(df/2, 1/2)."""
+    if not math.isfinite(t):
+        return 0.0
+    return _betainc(df / 2.0, 0.5, df / (df + t * t))
+
+
+def welch_t_test(a: list[float], b: list[float]) -> dict[str, Any]:
+    """Welch's unequal-variance t-test of mean(a) vs mean(b): {"t", "df", "p"} (two-sided); p is None with
+    fewer than 2 values on a side. Equal, constant samples give p = 1; different constant samples p = 0."""
+    if len(a) < 2 or len(b) < 2:
+        return {"t": None, "df": None, "p": None}
+    (ma, sa), (mb, sb) = mean_std(a), mean_std(b)
+    va, vb = sa * sa / len(a), sb * sb / len(b)
+    if va + vb == 0.0:
+        return {"t": None, "df": None, "p": 1.0 if ma == mb else 0.0}
+    t = (ma - mb) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va * va / (len(a) - 1) + vb * vb / (len(b) - 1))
+    return {"t": t, "df": df, "p": student_t_two_sided_p(t, df)}
+
+
+def sweep_jobs(layouts: list[Layout], root: Path, *, seeds: int, lrs: list[float], seed: int = 0,
+               nproc: int = 1, hidden: int | None = None, layers: int | None = None, scale: float | None = None,
+               **options: Any) -> list[tuple[str, list[tuple[float, int, Path, dict[str, Any]]]]]:
+    """Job directories root/NAME/lrX-seedS for every candidate, learning rate and seed:
+    [(name, [(lr, seed, directory, config)])]."""
+    out = []
+    jobs = prepare_jobs(layouts, root, nproc=nproc, hidden=hidden, layers=layers, scale=scale, seed=seed,
+                        lr=lrs[0], **options)    # checks the options and names the candidates
+    for layout, (name, first_dir, _) in zip(layouts, jobs):
+        runs = []
+        for lr in lrs:
+            for s in range(seed, seed + seeds):
+                job_dir = first_dir / f"lr{lr:g}-seed{s}"
+                cfg = write_proxy_files(layout, job_dir, hidden=hidden, layers=layers, scale=scale, copy_model=True,
+                                        **{**options, "seed": s, "lr": lr})
+                runs.append((lr, s, job_dir, cfg))
+        out.append((name, runs))
+    return out
+
+
+def run_sweep(sweeps: list[tuple[str, list[tuple[float, int, Path, dict[str, Any]]]]], nproc: int = 1,
+              quiet: bool = False, progress: ProgressFn | None = None,
+              alpha: float = 0.05) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Train every (candidate, lr, seed); per candidate keep the lr with the lowest mean held-out metric
+    (heldout_metric); rank candidates by that mean. Returns (ranking rows, best first; pairwise Welch
+    t-tests over the seeds of each candidate's best lr, "significant" at `alpha`)."""
+    rows = []
+    for name, runs in sweeps:
+        by_lr: dict[float, list[dict[str, Any]]] = {}
+        for lr, s, job_dir, config in runs:
+            label = f"{name} lr {lr:g} seed {s}"
+            step_fn = None
+            if progress is not None:
+                progress("start", label, 0, config["steps"], None)
+                step_fn = lambda step, steps, loss, label=label: progress("step", label, step, steps, loss)  # noqa: E731
+            m = run_job(job_dir, nproc, quiet, step_fn)
+            if progress is not None:
+                progress("done", label, config["steps"], config["steps"], lambda m=m: m["final_loss"])
+            by_lr.setdefault(lr, []).append(m)
+
+        def score(lr: float) -> float:
+            v = mean_std([heldout_metric(m) for m in by_lr[lr]])[0]
+            return v if math.isfinite(v) else math.inf
+        best = min(by_lr, key=score)
+        ms = by_lr[best]
+        pattern = json.loads((runs[0][2] / "proxy_layout.json").read_text())["pattern"]
+        row = summary(name, pattern, ms[0])
+        values = [heldout_metric(m) for m in ms]
+        mean, std = mean_std(values)
+        tasks = list(ms[0]["accuracy"])
+        row.update({
+            "accuracy": {t: mean_std([m["accuracy"][t] for m in ms])[0] for t in tasks},
+            "mean_accuracy": mean_std([m["mean_accuracy"] for m in ms])[0],
+            "final_loss": mean_std([m["final_loss"] for m in ms])[0],
+            "tokens_per_s": mean_std([m["tokens_per_s"] for m in ms])[0],
+            "loss": [sum(c) / len(c) for c in zip(*(m["loss"] for m in ms))],   # mean learning curve
+            "sweep": {"metric": "heldout_loss", "lr": best, "seeds": [m["seed"] for m in ms], "values": values,
+                      "mean": mean, "std": std, "curves": [m["loss"] for m in ms],
+                      "accuracy_std": {t: mean_std([m["accuracy"][t] for m in ms])[1] for t in tasks},
+                      "per_lr": {f"{lr:g}": dict(zip(("mean", "std"), mean_std([heldout_metric(m) for m in v])),
+                                                 values=[heldout_metric(m) for m in v]) for lr, v in by_lr.items()},
+                      "corpus": ms[0].get("corpus")},
+        })
+        rows.append(row)
+    rows.sort(key=lambda r: r["sweep"]["mean"] if math.isfinite(r["sweep"]["mean"]) else math.inf)
+    pairs = []
+    for i, a in enumerate(rows):
+        for b in rows[i + 1:]:
+            test = welch_t_test(a["sweep"]["values"], b["sweep"]["values"])
+            pairs.append({"better": a["name"], "worse": b["name"], "test": "welch_t", **test,
+                          "significant": test["p"] is not None and test["p"] < alpha, "alpha": alpha})
+    return rows, pairs

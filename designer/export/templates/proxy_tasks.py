@@ -9,6 +9,9 @@ The suites used to compare sequence mixers (SSM vs attention):
   compression     read a sequence, then answer "which token was at position i?" (MAD compression, recast
                   as an indexed query so that any causal LM can be scored on it)
   memorization    a fixed key -> value table, the same for every sequence: learnt in the weights (MAD)
+  text            byte-level language modelling on the Python standard library's own source files, read
+                  from the running interpreter (offline everywhere); held-out files chosen by a hash of
+                  their path; every byte is an answer, so the loss is in nats per byte
 
 Every generator returns (inputs, targets), two int64 tensors [batch, seq_len] on the CPU; targets hold the
 next token at the answer positions and IGNORE (-100) everywhere else, so loss and accuracy are measured on
@@ -19,18 +22,24 @@ Only torch is needed: this file is copied beside train_proxy.py into an export d
 """
 from __future__ import annotations
 
+import sys
+import sysconfig
+import zlib
+from pathlib import Path
+
 import torch
 
 IGNORE = -100
 
 # name -> default parameters (besides vocab_size and seq_len, which all tasks share)
 TASKS: dict[str, dict] = {
-    "mqar": {"num_kv_pairs": 8, "min_kv_pairs": 0},
+    "mqar": {"num_kv_pairs": 8, "min_kv_pairs": 0, "power_a": 0.01},
     "selective_copy": {"num_tokens": 16},
     "noisy_recall": {"num_keys": 8, "noise_prob": 0.3},
     "fuzzy_recall": {"num_keys": 8, "max_key_len": 3, "max_value_len": 3},
     "compression": {"num_tokens": 16, "num_queries": 8},
     "memorization": {"num_facts": 64},
+    "text": {"heldout_percent": 10},
 }
 
 
@@ -52,7 +61,7 @@ def check_task(name: str, vocab_size: int, seq_len: int, params: dict | None = N
     V, L = vocab_size, seq_len
     for key, value in p.items():
         low = 0 if key == "min_kv_pairs" else 1
-        if key != "noise_prob" and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+        if key not in ("noise_prob", "power_a") and (isinstance(value, bool) or not isinstance(value, int) or value < low):
             raise ValueError(f"task {name}: {key} must be an integer >= {low}, got {value!r}")
 
     def need(ok: bool, what: str) -> None:
@@ -64,6 +73,9 @@ def check_task(name: str, vocab_size: int, seq_len: int, params: dict | None = N
         need(L >= 4 * n, f"seq_len must be >= 4 * num_kv_pairs = {4 * n} (pairs, then a query slot per pair)")
         need(V // 2 - 1 >= n, f"vocab_size must be >= 2 * (num_kv_pairs + 1) = {2 * (n + 1)} (distinct keys)")
         need(p["min_kv_pairs"] <= n, "min_kv_pairs must be <= num_kv_pairs (0 = no curriculum)")
+        a = p["power_a"]
+        need(not isinstance(a, bool) and isinstance(a, (int, float)) and 0.0 < a <= 1.0,
+             f"power_a must be a number in (0, 1] (1 = uniform query slots), got {a!r}")
     elif name == "selective_copy":
         n = p["num_tokens"]
         need(L >= 2 * n + 1, f"seq_len must be >= 2 * num_tokens + 1 = {2 * n + 1}")
@@ -84,6 +96,10 @@ def check_task(name: str, vocab_size: int, seq_len: int, params: dict | None = N
         need(q <= n, "num_queries must be <= num_tokens")
         need(L >= n + 1 + 2 * q, f"seq_len must be >= num_tokens + 1 + 2 * num_queries = {n + 1 + 2 * q}")
         need(V >= 2 + n + 2, f"vocab_size must be >= num_tokens + 4 = {n + 4} (a token per position)")
+    elif name == "text":
+        need(V >= 256, "vocab_size must be >= 256 (one token per byte)")
+        need(L >= 2, "seq_len must be >= 2")
+        need(1 <= p["heldout_percent"] <= 50, "heldout_percent must be in [1, 50]")
     elif name == "memorization":
         need(V // 2 - 1 >= p["num_facts"], f"vocab_size must be >= 2 * (num_facts + 1) = {2 * (p['num_facts'] + 1)}")
         need(L >= 2, "seq_len must be >= 2")
@@ -98,9 +114,11 @@ def make_batch(name: str, batch_size: int, *, vocab_size: int, seq_len: int, gen
     fn = globals()[name]
     if name == "memorization":  # the table is fixed by the seed, not drawn per batch
         return fn(batch_size, vocab_size, seq_len, gen, seed=seed, **p)
+    if name == "text":
+        return text(batch_size, vocab_size, seq_len, gen, split="train" if train else "heldout", **p)
     if name == "mqar":
         return mqar_mixture(batch_size, vocab_size, seq_len, gen, num_kv_pairs=p["num_kv_pairs"],
-                            min_kv_pairs=p["min_kv_pairs"] if train else 0)
+                            min_kv_pairs=p["min_kv_pairs"] if train else 0, power_a=p["power_a"])
     return fn(batch_size, vocab_size, seq_len, gen, **p)
 
 
@@ -109,17 +127,28 @@ def _distinct(batch: int, n: int, low: int, high: int, gen: torch.Generator) -> 
     return torch.rand(batch, high - low, generator=gen).argsort(dim=1)[:, :n] + low
 
 
-def mqar(B: int, V: int, L: int, gen: torch.Generator, *, num_kv_pairs: int):
-    """Zoology MQAR: k1 v1 ... kN vN, then every key once more (random order, random 2-token slots among random
-    filler tokens); the target after a queried key is its value. Keys come from [1, V/2), values from
-    [V/2, V) as in Zoology. Zoology spaces the queries with a power law; here the slots are uniform."""
+def mqar(B: int, V: int, L: int, gen: torch.Generator, *, num_kv_pairs: int, power_a: float = 0.01):
+    """Zoology MQAR: k1 v1 ... kN vN, then every key once more in random order, each in a 2-token slot among
+    random filler tokens; the target after a queried key is its value. As in Zoology
+    (zoology/data/associative_recall.py, _mqar): keys from [1, V/2), values from [V/2, V), both distinct
+    within a sequence; the query slots are drawn without replacement with P(gap i) ~ i^(power_a - 1)
+    (power_a 0.01: mostly soon after the pairs, like repeated bigrams in text; 1 = uniform). Unlike Zoology,
+    the value also follows its query in the input (the answer is the next token, as in every task here)."""
     N = num_kv_pairs
     keys = _distinct(B, N, 1, V // 2, gen)
-    values = torch.randint(V // 2, V, (B, N), generator=gen)
-    x = torch.randint(1, V, (B, L), generator=gen)           # filler between the queries (Zoology: random tokens)
+    values = _distinct(B, N, V // 2, V, gen)
+    # filler between the queries: random tokens, but never one of this sequence's keys. Zoology draws the
+    # filler from the whole vocabulary, which at its 8192 tokens almost never repeats a key; at a few hundred
+    # tokens each key would reappear about L/V times in the filler followed by a random token, and "find the
+    # earlier copy of this key, read the token after it" (the recall circuit) would be wrong that often.
+    x = torch.randint(1, V, (B, L), generator=gen)
+    is_key = (x[:, :, None] == keys[:, None, :]).any(-1)
+    x = torch.where(is_key, torch.randint(V // 2, V, (B, L), generator=gen), x)
     y = torch.full((B, L), IGNORE, dtype=torch.long)
     x[:, 0:2 * N:2], x[:, 1:2 * N:2] = keys, values
-    slots = torch.rand(B, (L - 2 * N) // 2, generator=gen).argsort(dim=1)[:, :N]
+    space = (L - 2 * N) // 2
+    weight = torch.arange(1, space + 1, dtype=torch.float64) ** (power_a - 1.0)
+    slots = torch.multinomial(weight.expand(B, space), N, replacement=False, generator=gen)
     order = torch.rand(B, N, generator=gen).argsort(dim=1)
     pos = 2 * N + 2 * slots
     qk, qv = keys.gather(1, order), values.gather(1, order)
@@ -129,14 +158,15 @@ def mqar(B: int, V: int, L: int, gen: torch.Generator, *, num_kv_pairs: int):
     return x, y
 
 
-def mqar_mixture(B: int, V: int, L: int, gen: torch.Generator, *, num_kv_pairs: int, min_kv_pairs: int = 0):
+def mqar_mixture(B: int, V: int, L: int, gen: torch.Generator, *, num_kv_pairs: int, min_kv_pairs: int = 0,
+                 power_a: float = 0.01):
     """MQAR with a curriculum: with min_kv_pairs > 0 the batch is split evenly over num_kv_pairs,
     num_kv_pairs / 2, ... down to min_kv_pairs pairs (Zoology also trains on a mixture of pair counts, which
     lets a model find the recall mechanism on the easy sequences first). 0 = all sequences at num_kv_pairs."""
     counts = [num_kv_pairs]
     while min_kv_pairs and counts[-1] // 2 >= min_kv_pairs:
         counts.append(counts[-1] // 2)
-    parts = [mqar(B // len(counts) + (i < B % len(counts)), V, L, gen, num_kv_pairs=n)
+    parts = [mqar(B // len(counts) + (i < B % len(counts)), V, L, gen, num_kv_pairs=n, power_a=power_a)
              for i, n in enumerate(counts) if B // len(counts) + (i < B % len(counts))]
     return torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts])
 
@@ -243,3 +273,45 @@ def memorization(B: int, V: int, L: int, gen: torch.Generator, *, num_facts: int
     x[:, 0:2 * M:2], x[:, 1:2 * M:2] = 1 + pick, table[pick]
     y[:, 0:2 * M:2] = table[pick]
     return x, y
+
+
+# --------------------------------------------------------------------------------------------------
+# Real text: the standard library's source, byte-level
+
+_SKIP_DIRS = {"test", "tests", "idle_test", "site-packages", "__pycache__"}
+_CORPUS: dict[tuple, dict] = {}
+
+
+def stdlib_corpus(heldout_percent: int = 10, root: str | None = None) -> dict:
+    """The *.py files of the interpreter's standard library (sysconfig's "stdlib" path; test packages and
+    site-packages left out), sorted by relative path and split by file: a file is held out when
+    crc32(relative path) % 100 < heldout_percent, so the split is the same on every machine with the same
+    Python. Returns {"train", "heldout": uint8 tensors (files joined), "info": what was read}; cached."""
+    base = Path(root or sysconfig.get_paths()["stdlib"])
+    key = (str(base), heldout_percent)
+    if key not in _CORPUS:
+        files = sorted(p for p in base.rglob("*.py")
+                       if not _SKIP_DIRS & set(p.relative_to(base).parts[:-1]) and p.is_file())
+        parts: dict[str, list[bytes]] = {"train": [], "heldout": []}
+        for f in files:
+            rel = f.relative_to(base).as_posix()
+            split = "heldout" if zlib.crc32(rel.encode()) % 100 < heldout_percent else "train"
+            parts[split].append(f.read_bytes() + b"\n")
+        if not parts["train"] or not parts["heldout"]:
+            raise ValueError(f"text: too few standard-library files under {base} ({len(files)} *.py)")
+        data = {k: torch.frombuffer(bytearray(b"".join(v)), dtype=torch.uint8) for k, v in parts.items()}
+        data["info"] = {"source": "python standard library *.py (no test packages, no site-packages)",
+                        "python": sys.version.split()[0], "stdlib": str(base), "files": len(files),
+                        "heldout_files": len(parts["heldout"]), "heldout_percent": heldout_percent,
+                        "train_bytes": int(data["train"].numel()), "heldout_bytes": int(data["heldout"].numel())}
+        _CORPUS[key] = data
+    return _CORPUS[key]
+
+
+def text(B: int, V: int, L: int, gen: torch.Generator, *, heldout_percent: int = 10, split: str = "train"):
+    """B windows of L + 1 bytes at random offsets of the split; inputs the first L, targets the last L (every
+    position is an answer: next-byte prediction)."""
+    stream = stdlib_corpus(heldout_percent)[split]
+    start = torch.randint(0, stream.numel() - L - 1, (B,), generator=gen)
+    window = stream[start[:, None] + torch.arange(L + 1)].long()
+    return window[:, :-1].contiguous(), window[:, 1:].contiguous()

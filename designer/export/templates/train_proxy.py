@@ -283,6 +283,8 @@ def evaluate(model, cfg: ProxyConfig, device, rank: int, world: int, autocast) -
     gen = torch.Generator().manual_seed(cfg.seed + 1_000_003)
     out = {}
     for name, params in cfg.tasks.items():
+        if name == "text":   # the same held-out windows for every seed: a fixed budget of held-out bytes
+            gen = torch.Generator().manual_seed(1_000_003)
         stats = torch.zeros(3, dtype=torch.float64, device=device)   # loss sum, correct, answers
         for _ in range(cfg.eval_batches):
             x, y = tasks.make_batch(name, cfg.eval_batch_size, vocab_size=cfg.vocab_size, seq_len=cfg.seq_len,
@@ -296,6 +298,8 @@ def evaluate(model, cfg: ProxyConfig, device, rank: int, world: int, autocast) -
             dist.all_reduce(stats)
         loss_sum, correct, n = stats.tolist()
         out[name] = {"accuracy": correct / max(n, 1), "loss": loss_sum / max(n, 1), "answers": int(n)}
+        if name == "text":   # nats per byte on the held-out files, and what the corpus was
+            out[name]["corpus"] = tasks.stdlib_corpus(params["heldout_percent"])["info"]
     model.train()
     return out
 
@@ -433,6 +437,8 @@ def _train(cfg, root, model, quiet, device, rank, world, progress=None) -> dict:
         "train_s": t_end - t_start,
         "peak_memory_bytes": peak,
         "peak_memory_kind": peak_kind,
+        "heldout_loss": {k: v["loss"] for k, v in results.items()},   # nats per answer (per byte for text)
+        "corpus": results["text"]["corpus"] if "text" in results else None,
         "config": dataclasses.asdict(cfg),
     }
     if rank == 0 and cfg.metrics:
