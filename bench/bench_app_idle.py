@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from designer.commands.app import streamlit_command  # noqa: E402
+from designer.layout import atomic_write_text  # noqa: E402
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu"]
 
@@ -118,9 +119,7 @@ def main() -> None:
               "versions": {"streamlit": streamlit.__version__},
               "runs": rows}
     out = Path(a.out)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(out)
+    atomic_write_text(out, json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
 
 

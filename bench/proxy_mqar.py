@@ -41,13 +41,18 @@ SETTINGS = {"tasks": {"mqar": {"num_kv_pairs": 64, "min_kv_pairs": 4}}, "vocab_s
             "deterministic": True}
 
 
-@functools.lru_cache(maxsize=None)
-def load_trainer():
-    spec = importlib.util.spec_from_file_location("bench_train_proxy", TEMPLATES / "train_proxy.py")
+def load_template_file(name: str, filename: str):
+    """A template of designer/export/templates/ as module `name`, by path (torch only: no designer import)."""
+    spec = importlib.util.spec_from_file_location(name, TEMPLATES / filename)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+@functools.lru_cache(maxsize=None)
+def load_trainer():
+    return load_template_file("bench_train_proxy", "train_proxy.py")
 
 
 def write_json(path: str | Path, obj: dict) -> None:

@@ -16,14 +16,12 @@ comparison balanced; the file is rewritten after every run.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-TEMPLATES = ROOT / "designer" / "export" / "templates"
+from proxy_mqar import ROOT, TEMPLATES, load_template_file, write_json  # bench/ is sys.path[0] when run as a script
 LAYOUTS = ROOT / "bench" / "proxy_text_layouts.json"
 RESULTS = ROOT / "bench" / "results"
 CANDIDATES = {"hybrid": "nemotron-h-8b", "mamba2": "mamba2-2.7b", "transformer": "llama-3.1-8b"}
@@ -32,27 +30,13 @@ FULL = {"steps": 400, "batch": 64, "lrs": "1e-3", "eval_batches": 8, "eval_batch
 TINY = {"steps": 60, "batch": 16, "lrs": "3e-3", "eval_batches": 2, "eval_batch_size": 32}
 
 
-def load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=1) + "\n")
-    tmp.replace(path)
-
-
 def write_layouts(path: Path = LAYOUTS) -> None:
     """Proxies at each size: nemotron-h-8b at the given depth, then mamba2-2.7b and llama-3.1-8b at the depth
     whose parameter count is closest (needs designer)."""
     sys.path.insert(0, str(ROOT))
     from designer.layout import layout_to_dict, load_layout
     from designer.measure.proxy import proxy_layout
-    model_py = load("text_model", TEMPLATES / "model.py")
+    model_py = load_template_file("text_model", "model.py")
 
     def params(d: dict) -> int:
         return model_py.build_model(args=model_py.ModelArgs.from_dict(d), device="meta").num_params()
@@ -95,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     size = json.loads(LAYOUTS.read_text())["sizes"]["tiny" if args.tiny else "full"]
     out = Path(args.out) if args.out else RESULTS / ("proxy_text_cpu.json" if args.device == "cpu"
                                                       else "proxy_text.json")
-    trainer = load("text_train_proxy", TEMPLATES / "train_proxy.py")
+    trainer = load_template_file("text_train_proxy", "train_proxy.py")
     model_py = trainer.load_module(TEMPLATES / "model.py")
     import torch
 

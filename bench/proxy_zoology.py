@@ -15,15 +15,12 @@ leaves every finished run; the accuracy-vs-width plot (proxy_zoology.html, plotl
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-TEMPLATES = ROOT / "designer" / "export" / "templates"
+from proxy_mqar import ROOT, TEMPLATES, load_template_file, write_json  # bench/ is sys.path[0] when run as a script
 RESULTS = ROOT / "bench" / "results"
 
 FAMILIES = {"attention": "*-*-", "hybrid": "M-*-", "mamba2": "M-M-"}
@@ -34,14 +31,6 @@ FULL = {"vocab": 8192, "seq_len": 512, "pairs": 64, "widths": "64,128,256,512", 
         "state_sizes": "16,64", "steps": 2500, "batch": 64, "seeds": "0"}
 TINY = {"vocab": 256, "seq_len": 64, "pairs": 8, "widths": "64", "lrs": "3e-3", "state_sizes": "16",
         "steps": 150, "batch": 32, "seeds": "0"}
-
-
-def load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def layout(family: str, width: int, state_size: int, vocab: int, seq_len: int, rope_theta: float | None,
@@ -63,12 +52,6 @@ def layout(family: str, width: int, state_size: int, vocab: int, seq_len: int, r
 def gpu_name(device: str) -> str:
     import torch
     return torch.cuda.get_device_name(0) if device.startswith("cuda") and torch.cuda.is_available() else "cpu"
-
-
-def write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=1) + "\n")
-    tmp.replace(path)
 
 
 def plot(runs: list[dict], path: Path) -> None:
@@ -111,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     s = {k: (getattr(args, k) if getattr(args, k) is not None else (TINY if args.tiny else FULL)[k]) for k in FULL}
     out = Path(args.out) if args.out else RESULTS / ("proxy_zoology_cpu.json" if args.device == "cpu"
                                                       else "proxy_zoology.json")
-    trainer = load("zoology_train_proxy", TEMPLATES / "train_proxy.py")
+    trainer = load_template_file("zoology_train_proxy", "train_proxy.py")
     model_py = trainer.load_module(TEMPLATES / "model.py")
     import torch
 
