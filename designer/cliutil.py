@@ -26,10 +26,10 @@ def set_json_errors(enabled: bool) -> None:
     _Output.json = enabled
 
 
-def error_document(message: str, *, file: str | None = None, key: str | None = None, layer: int | None = None,
-                   code: int = EXIT_BAD_INPUT) -> dict[str, Any]:
+def error_document(message: str, *, file: str | None = None, key: str | None = None,
+                   layer: int | None = None) -> dict[str, Any]:
     """The one JSON document a `--json` command prints on stdout when it fails."""
-    return {"error": {"message": message, "file": file, "key": key, "layer": layer, "exit_code": code}}
+    return {"error": {"message": message, "file": file, "key": key, "layer": layer}}
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT, *, file: str | None = None, key: str | None = None,
@@ -38,7 +38,7 @@ def fail(message: str, code: int = EXIT_BAD_INPUT, *, file: str | None = None, k
     document on stdout; then exit with `code`."""
     print(f"designer: error: {message}", file=sys.stderr)
     if _Output.json:
-        print(json.dumps(error_document(message, file=file, key=key, layer=layer, code=code), indent=2))
+        print(json.dumps(error_document(message, file=file, key=key, layer=layer), indent=2))
     raise SystemExit(code)
 
 

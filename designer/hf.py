@@ -18,6 +18,7 @@ _NH_TYPE_TO_SYMBOL = {"mamba": MAMBA, "linear_attention": MAMBA, "attention": AT
                       "mlp": MLP, "moe": MOE}
 _NH_SYMBOL_TO_TYPE = {MAMBA: "mamba", ATTENTION: "attention", MLP: "mlp", MOE: "moe"}
 _HF_ACT = {"relu2": "relu2", "swiglu": "silu", "gelu": "gelu"}
+HF_DEFAULT_ROPE_THETA = 10000.0   # transformers' default when a config names none
 
 
 class HFUnsupported(LayoutError):
@@ -169,7 +170,7 @@ def _write_dense(layout: Layout, model_type: str, arch: str) -> dict[str, Any]:
     d = _common(layout, model_type, arch)
     d.update(num_hidden_layers=layout.num_layers // 2, num_attention_heads=a.num_heads,
              num_key_value_heads=a.num_kv_heads, head_dim=a.head_dim, intermediate_size=f.intermediate_size,
-             hidden_act="silu", rms_norm_eps=layout.norm_eps, rope_theta=a.rope_theta or 10000.0,
+             hidden_act="silu", rms_norm_eps=layout.norm_eps, rope_theta=a.rope_theta or HF_DEFAULT_ROPE_THETA,
              max_position_embeddings=layout.max_position_embeddings)
     if model_type == "llama":
         d.update(attention_bias=False, mlp_bias=f.bias)
@@ -327,7 +328,7 @@ def layout_from_hf_config(data: dict[str, Any], *, source: str | None = None, na
 
 
 SUPPORTED_MODEL_TYPES = ("nemotron_h", "falcon_mamba", "mamba", "mamba2", "llama", "mistral", "qwen2")
-_HF_TO_ACTIVATION = {"relu2": "relu2", "gelu": "gelu", "silu": "swiglu"}
+_HF_TO_ACTIVATION = {hf: ours for ours, hf in _HF_ACT.items()}
 
 
 def _as_bool_like(value: Any, key: str, source: str | None) -> bool:
@@ -357,7 +358,7 @@ def _rope_theta(data: dict, source: str | None) -> float:
         params = data.get(key)
         if isinstance(params, dict) and params.get("rope_theta") is not None:
             return _as_float(params["rope_theta"], f"{key}.rope_theta", source)
-    return 10000.0
+    return HF_DEFAULT_ROPE_THETA
 
 
 def read_config(data: dict[str, Any], source: str | None = None) -> Layout | None:

@@ -448,14 +448,23 @@ def tensor_parallel_sizes(layout: Layout) -> list[tuple[str, str, int]]:
     return checks
 
 
+def divisors_near(n: int, target: float) -> list[int]:
+    """The divisors of n, nearest to `target` first (ties: the smaller first)."""
+    return sorted((d for d in range(1, n + 1) if n % d == 0), key=lambda d: (abs(d - target), d))
+
+
+def tensor_parallel_divides(layout: Layout, tp: int) -> bool:
+    """Whether `tp` ranks split every size in `tensor_parallel_sizes` evenly."""
+    return all(value % tp == 0 for _, _, value in tensor_parallel_sizes(layout))
+
+
 def check_parallel(layout: Layout, tp: int, pp: int) -> None:
     """The rules ST007 (tensor-parallel divisibility) and ST009 (pipeline stages <= layers) for a serving
     plan given apart from the layout's own `parallel:` block (`profile --tp/--pp`, the app, search):
     LayoutError naming the option, the size that does not divide and the degrees that would."""
     bad = [(name, value) for _, name, value in tensor_parallel_sizes(layout) if value % tp]
     if bad:
-        ok = [t for t in (1, 2, 4, 8, 16, 32, 64)
-              if all(v % t == 0 for _, _, v in tensor_parallel_sizes(layout))]
+        ok = [t for t in (1, 2, 4, 8, 16, 32, 64) if tensor_parallel_divides(layout, t)]
         name, value = bad[0]
         raise LayoutError(f"tensor parallel {tp}: {name} {value} is not divisible by {tp} (rule ST007); degrees that "
                           f"split every size evenly: {', '.join(map(str, ok))}", source=layout.name, key="tp")

@@ -12,6 +12,7 @@ import pytest
 
 from designer.cli import main
 from designer.export import megatron
+from designer.layout import tensor_parallel_divides
 from designer.export.model_export import ExportError, ExportRefused, export_layout
 from designer.layout import layout_from_dict, load_layout
 
@@ -269,7 +270,7 @@ def test_parallelism_suggestion_is_the_smallest_split_that_fits(name):
     assert plan.fits and plan.bytes_per_gpu <= plan.budget_bytes <= megatron.GPU_MEMORY_GB * 1e9
     for tp in megatron.TP_CHOICES:
         for pp in megatron.PP_CHOICES:
-            if tp * pp < plan.tp * plan.pp and megatron._tp_ok(layout, tp):
+            if tp * pp < plan.tp * plan.pp and tensor_parallel_divides(layout, tp):
                 smaller = megatron.plan_memory(layout, tp, pp, max(plan.ep, 1))
                 assert smaller.bytes_per_gpu > megatron._budget(megatron.GPU_MEMORY_GB)
 

@@ -314,7 +314,7 @@ def test_internal_error_has_its_own_exit_code(monkeypatch, capsys):
     code, out, err = run_cli(["show", "nemotron-h-8b", "--json"], capsys)
     assert code == 3
     assert "Traceback" not in err and "internal error: ZeroDivisionError" in err
-    assert json.loads(out)["error"]["exit_code"] == 3
+    assert json.loads(out)["error"]["message"].startswith("internal error: ZeroDivisionError")
     code, out, err = run_cli(["show", "nemotron-h-8b", "--debug"], capsys)
     assert code == 3 and "Traceback" in err
 

@@ -8,7 +8,7 @@ import streamlit as st
 from designer.app import state
 from designer.layout import Layout, LayoutError, load_layout
 from designer.present import figures as charts
-from designer.present.format import fmt_bytes, fmt_count, fmt_seconds
+from designer.present.format import GIB, fmt_bytes, fmt_count, fmt_seconds
 from designer.profile.hardware import hardware_names
 from designer.profile.memory import PRECISIONS
 from designer.search.assumptions import EMBEDDINGS, KV_DTYPES
@@ -17,7 +17,6 @@ from designer.search.engine import OBJECTIVES
 P = "se"                      # widget key prefix
 CURRENT = "current layout"
 RESULT = "se.result"          # {"doc": SearchResult.to_dict(plot_data=True), "layouts": [Layout], "base": Layout}
-GIB = 2 ** 30
 
 
 def _defaults() -> None:

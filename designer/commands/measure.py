@@ -113,7 +113,8 @@ def _print_text(doc: dict) -> None:
         for col in ("kind", "analytic", "measured", "error"):
             t.add_column(col, justify="left" if col == "kind" else "right")
         for kind, v in [*f["by_kind"].items(), ("total", f["total"])]:
-            t.add_row(kind, f"{v['analytic']:.4g}", f"{v['measured']:.4g}", f"{100 * v['error']:+.2f}%")
+            err = "n/a" if v["error"] is None else f"{100 * v['error']:+.2f}%"
+            t.add_row(kind, f"{v['analytic']:.4g}", f"{v['measured']:.4g}", err)
         console.print(t)
     if "memory" in doc:
         t = Table(title=f"{doc['layout']}: cache bytes (KV and conv bf16, SSM state fp32)")

@@ -10,10 +10,10 @@ import json
 import sys
 from pathlib import Path
 
-from designer.cliutil import EXIT_BAD_INPUT, emit_json
+from designer.cliutil import emit_json
 from designer.layout import LayoutError
+from designer.present.format import GIB
 
-GIB = 2 ** 30
 
 
 def build_parser(parser: argparse.ArgumentParser) -> None:
@@ -65,22 +65,6 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
     o.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _error(e: LayoutError, as_json: bool) -> int:
-    if as_json:
-        emit_json({"error": {"message": str(e), "file": getattr(e, "source", None), "key": getattr(e, "key", None),
-                             "layer": getattr(e, "layer", None)}})
-    else:
-        print(f"designer: error: {e}", file=sys.stderr)
-    return EXIT_BAD_INPUT
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except LayoutError as e:
-        return _error(e, args.json)
-
-
 def _progress_bar(enabled: bool):
     """(callback, context manager) drawing one rich bar per stage on stderr."""
     import contextlib
@@ -111,7 +95,7 @@ def _positive(value: object, key: str) -> int:
     return n
 
 
-def _run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from designer.layout import load_layout, save_layout
     for name in ("context", "gen", "batch", "prefill_chunk", "top"):
         setattr(args, name, _positive(getattr(args, name), name.replace("_", "-")))
@@ -167,7 +151,6 @@ def _argv(args: argparse.Namespace) -> list[str]:
 
 def _print(result, doc: dict, args: argparse.Namespace) -> None:
     from rich.console import Console
-    from rich.table import Table
     console = Console()
     a = result.assumptions
     console.print(f"[bold]search from {doc['base']}[/bold] on {a.hardware}: method {doc['method']}, "
@@ -189,11 +172,9 @@ def _print(result, doc: dict, args: argparse.Namespace) -> None:
                         f"x{r['throughput_tokens_per_s'] / base_tps:.2f}", r["file"] or r["name"]])
     for table in record_tables("Pareto front (emitted layouts)", headers, records, console.width, text_columns=(9,)):
         console.print(table)
+    from designer.present.search import reference_line
     for ref in doc["references"]:
-        console.print(f"{ref['name']}: {ref['params'] / 1e9:.2f} B params, {ref['memory_bytes'] / GIB:.2f} GiB "
-                      f"({'meets' if ref['meets_budgets'] else 'breaks'} the budgets), "
-                      f"{ref['throughput_tokens_per_s']:.4g} tokens/s = x{ref['speedup_vs_base']:.2f} the base; "
-                      f"dominated by {ref.get('dominated_by_front_points', 'n/a')} front points")
+        console.print(reference_line(ref))
     if doc["rejected"]:
         console.print(f"{len(doc['rejected'])} front points not emitted (first: {doc['rejected'][0]})", style="yellow")
     if args.out:

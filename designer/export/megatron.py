@@ -21,7 +21,7 @@ from designer.layout import ATTENTION, MAMBA, MLP, MOE, Layout
 from designer.profile.analytic import DEFAULT_HARDWARE, training_memory_per_gpu
 from designer.profile.hardware import load_hardware
 from designer.profile.scenario import Scenario
-from designer.rules.structural import tensor_parallel_divides
+from designer.layout import tensor_parallel_divides
 
 GPU_MEMORY_GB = load_hardware(DEFAULT_HARDWARE).memory_bytes / 1e9    # the default GPU profile's memory
 USABLE_FRACTION = Scenario.memory_utilization   # headroom for workspace and fragmentation (activations counted)
@@ -62,10 +62,6 @@ def plan_memory(layout: Layout, tp: int, pp: int, ep: int = 1, dp: int = 8,
     return MemoryEstimate(float(result.total_bytes),
                           f"designer profiler: weights, grads, optimizer over {dp} DP ranks, activations of "
                           f"one {seq_len}-token micro-batch with selective recompute")
-
-
-def _tp_ok(layout: Layout, tp: int) -> bool:
-    return tensor_parallel_divides(layout, tp)
 
 
 @dataclass
@@ -113,7 +109,7 @@ def suggest_parallelism(layout: Layout, gpu_memory_gb: float = GPU_MEMORY_GB, dp
     eps = [1]
     if MOE in layout.pattern:
         eps = [e for e in (1, 2, 4, 8) if layout.moe.num_experts % e == 0]
-    tps = [t for t in TP_CHOICES if _tp_ok(layout, t)]
+    tps = [t for t in TP_CHOICES if tensor_parallel_divides(layout, t)]
     pps = [p for p in PP_CHOICES if p <= layout.num_layers]
     for _, pp, ep, tp in sorted((tp * pp, pp, ep, tp) for tp in tps for pp in pps for ep in eps):
         candidate = plan(tp, pp, ep)

@@ -39,6 +39,7 @@ from designer.export.model_export import model_args
 from designer.export.template import load_template
 from designer.layout import Layout
 from designer.profile.flops import forward_flops
+from designer.measure.timing import relative_error
 
 KINDS = ("gemm", "attention", "scan")
 _LINEAR_SCAN: Callable | None = None   # the exported module's own linear_scan, while counting
@@ -333,8 +334,6 @@ def measure_flops(layout: Layout, prompt: int = 256, *, full: bool = False) -> d
     return out
 
 
-def _error(analytic: float, measured: float) -> float:
-    """(analytic - measured) / measured; 0 when both are 0."""
-    if measured == 0:
-        return 0.0 if analytic == 0 else math.inf
-    return (analytic - measured) / measured
+def _error(analytic: float, measured: float) -> float | None:
+    """The timing report's relative error, plus: 0 when both counts are 0 (a kind the layout lacks)."""
+    return 0.0 if analytic == measured == 0 else relative_error(analytic, measured)

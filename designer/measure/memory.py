@@ -49,14 +49,18 @@ def measured_cache_bytes(layout: Layout, *, seq_len: int = 16, dtype: torch.dtyp
             "conv_state_bytes_per_sequence": conv}
 
 
+# the exported model's cache dtypes (bf16 activations, fp32 SSM state), on both sides of the comparison
+DTYPES = {"kv_cache": "bf16", "ssm_state": "fp32", "conv_state": "bf16"}
+
+
 def analytic_cache_bytes(layout: Layout) -> dict[str, int]:
-    return {"kv_cache_bytes_per_token": kv_cache_bytes_per_token(layout, "bf16"),
-            "ssm_state_bytes_per_sequence": ssm_state_bytes_per_sequence(layout, "fp32"),
-            "conv_state_bytes_per_sequence": conv_state_bytes_per_sequence(layout, "bf16")}
+    return {"kv_cache_bytes_per_token": kv_cache_bytes_per_token(layout, DTYPES["kv_cache"]),
+            "ssm_state_bytes_per_sequence": ssm_state_bytes_per_sequence(layout, DTYPES["ssm_state"]),
+            "conv_state_bytes_per_sequence": conv_state_bytes_per_sequence(layout, DTYPES["conv_state"])}
 
 
 def measure_memory(layout: Layout) -> dict[str, Any]:
     """{"layout", "dtypes", "memory": {KEY: {"analytic", "measured"}}} for the full-width model (meta)."""
     analytic, measured = analytic_cache_bytes(layout), measured_cache_bytes(layout)
-    return {"layout": layout.name, "dtypes": {"kv_cache": "bf16", "ssm_state": "fp32", "conv_state": "bf16"},
+    return {"layout": layout.name, "dtypes": dict(DTYPES),
             "memory": {k: {"analytic": analytic[k], "measured": measured[k]} for k in KEYS}}

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from designer.export.template import TEMPLATES, load_template, template_text  # noqa: F401  (TEMPLATES: re-exported)
-from designer.layout import (Constraints, Layout, LayoutError, ParallelConfig, atomic_write_text,
-                             layout_to_dict)
+from designer.layout import (MLP, MOE, Constraints, Layout, LayoutError, ParallelConfig, atomic_write_text,
+                             divisors_near, layout_to_dict)
 
 PROXY_FILES = ("train_proxy.py", "proxy_tasks.py")   # copied verbatim into every proxy directory
 PROXY_LAYOUT_FILE = "proxy_layout.json"
@@ -44,7 +44,7 @@ MAX_PROXY_EXPERTS = 8
 # Depth
 
 
-FFNS = ("-", "E")
+FFNS = (MLP, MOE)
 
 
 def pattern_units(pattern: str) -> list[str]:
@@ -103,11 +103,6 @@ def _head_dim(head_dim: int, width: int) -> int:
     return head_dim
 
 
-def _divisor_near(n: int, target: float) -> int:
-    """The divisor of n nearest to target (at least 1)."""
-    return min((d for d in range(1, n + 1) if n % d == 0), key=lambda d: (abs(d - target), d))
-
-
 def shrink_widths(layout: Layout, hidden: int, seq_len: int | None = None) -> dict[str, Any]:
     """The block configs of `layout` scaled to `hidden` (see the module doc); a Mamba chunk longer than
     seq_len is cut to it (the scan pads a short sequence to a whole chunk: same result, wasted work)."""
@@ -117,7 +112,7 @@ def shrink_widths(layout: Layout, hidden: int, seq_len: int | None = None) -> di
         width = a.num_heads * a.head_dim * r
         head_dim = _head_dim(a.head_dim, int(width))
         heads = max(1, round(width / head_dim))
-        kv = _divisor_near(heads, heads * a.num_kv_heads / a.num_heads)
+        kv = divisors_near(heads, heads * a.num_kv_heads / a.num_heads)[0]
         out["attention"] = dataclasses.replace(a, num_heads=heads, num_kv_heads=kv, head_dim=head_dim)
     if (m := layout.mamba) is not None:
         if seq_len:
@@ -126,7 +121,7 @@ def shrink_widths(layout: Layout, hidden: int, seq_len: int | None = None) -> di
             d_inner = m.num_heads * m.head_dim * r
             head_dim = _head_dim(m.head_dim, int(d_inner))
             heads = max(1, round(d_inner / head_dim))
-            groups = _divisor_near(heads, heads * m.n_groups / m.num_heads)
+            groups = divisors_near(heads, heads * m.n_groups / m.num_heads)[0]
             out["mamba"] = dataclasses.replace(m, num_heads=heads, head_dim=head_dim, n_groups=groups)
         else:
             dt_rank = m.dt_rank if m.dt_rank == "auto" else max(1, round(int(m.dt_rank) * r))

@@ -73,7 +73,8 @@ def _median_s(fn, device: str, warmup: int, iters: int) -> float:
     return statistics.median(times)
 
 
-def _error(predicted: float, measured: float) -> float | None:
+def relative_error(predicted: float, measured: float) -> float | None:
+    """(predicted - measured) / measured; None when nothing was measured (strict JSON: no Infinity)."""
     return None if measured <= 0 else (predicted - measured) / measured
 
 
@@ -112,7 +113,7 @@ def measure_timing(layout: Layout, *, device: str = "cpu", kernels: str = "torch
                     measured = _median_s(prefill, device, warmup, iters)
                     predicted = roof.prefill_s(batch, prompt)
                     points.append({"metric": "ttft", "batch": batch, "prompt": prompt, "predicted_s": predicted,
-                                   "measured_s": measured, "error": _error(predicted, measured)})
+                                   "measured_s": measured, "error": relative_error(predicted, measured)})
                 for context in contexts:
                     steps = warmup + max(iters, decode_steps)
                     cache = model.new_cache(batch, context + steps + 1)
@@ -125,7 +126,7 @@ def measure_timing(layout: Layout, *, device: str = "cpu", kernels: str = "torch
                     measured = _median_s(lambda: model(nxt, cache=cache), device, warmup, steps - warmup)
                     predicted = roof.tpot_s(batch, context)
                     points.append({"metric": "tpot", "batch": batch, "context": context, "predicted_s": predicted,
-                                   "measured_s": measured, "error": _error(predicted, measured)})
+                                   "measured_s": measured, "error": relative_error(predicted, measured)})
                     del cache
     finally:
         mod.set_kernels(previous)
@@ -157,6 +158,5 @@ def default_save_path(result: dict[str, Any]) -> Path:
 
 def save(result: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(result, indent=1) + "\n")
     return path

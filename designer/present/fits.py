@@ -11,17 +11,11 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from designer.layout import Layout, LayoutError
-from designer.present.format import DOES_NOT_FIT  # noqa: F401  (the wording, re-exported)
 from designer.profile.analytic import max_batch_throughput
 from designer.profile.memory import DTYPE_BYTES, PRECISIONS
 from designer.profile.scenario import Scenario
 
 TP_DEGREES = (2, 4, 8)
-
-
-def fits_any_batch(profile: dict[str, Any]) -> bool:
-    """True when at least one sequence of prompt + gen tokens fits (a `Profile.to_dict()`)."""
-    return profile["throughput"]["max_batch"] > 0
 
 
 @dataclass(frozen=True)

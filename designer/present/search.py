@@ -139,6 +139,14 @@ def _budget_text(key: str, value: float) -> str:
     return f"{value:.4g}"
 
 
+def reference_line(ref: dict[str, Any]) -> str:
+    """One sentence on a reference layout (e.g. the released 47B) against the budgets, the base and the front."""
+    return (f"{ref['name']}: {ref['params'] / 1e9:.2f} B params, {ref['memory_bytes'] / GIB:.2f} GiB "
+            f"({'meets' if ref['meets_budgets'] else 'breaks'} the budgets), {ref['throughput_tokens_per_s']:.4g} "
+            f"tokens/s = x{ref['speedup_vs_base']:.2f} the base; dominated by "
+            f"{ref.get('dominated_by_front_points', 'n/a')} front points")
+
+
 def render_report(result: dict[str, Any], base_pattern: str, references: dict[str, str]) -> str:
     import plotly.io as pio
     figs = [front_figure(result), front_3d_figure(result),
@@ -148,11 +156,7 @@ def render_report(result: dict[str, Any], base_pattern: str, references: dict[st
     notes = "".join(f"<li>{html.escape(s)}</li>" for s in a.get("sentences", []))
     budgets = "".join(f"<li>{html.escape(k)}: {html.escape(_budget_text(k, v))}</li>"
                       for k, v in result["budgets"].items() if v is not None)
-    refs = "".join(
-        f"<li>{html.escape(r['name'])}: {r['params'] / 1e9:.2f} B params, {r['memory_bytes'] / GIB:.2f} GiB "
-        f"({'meets' if r['meets_budgets'] else 'breaks'} the budgets), {r['throughput_tokens_per_s']:.4g} tokens/s "
-        f"= x{r['speedup_vs_base']:.2f} the base; dominated by {r.get('dominated_by_front_points', 'n/a')} front "
-        f"points</li>" for r in result.get("references") or [])
+    refs = "".join(f"<li>{html.escape(reference_line(r))}</li>" for r in result.get("references") or [])
     title = f"designer search from {result['base']}"
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from designer.layout import ATTENTION, BLOCK_OF_SYMBOL, MAMBA, MLP, MOE, SYMBOLS, size_fields, tensor_parallel_sizes
+from designer.layout import (ATTENTION, BLOCK_OF_SYMBOL, MAMBA, MLP, MOE, SYMBOLS, divisors_near, size_fields,
+                             tensor_parallel_sizes)
 from designer.rules.engine import Context, Fix, Hit, rule
 
 ALIGN = 64  # tensor-core friendly multiple for GEMM dimensions
@@ -86,11 +87,6 @@ def moe_topk(ctx: Context) -> Iterator[Hit]:
                   f"expected top_k <= {e.num_experts}")
 
 
-def tensor_parallel_divides(layout, tp: int) -> bool:
-    """Whether `tp` ranks split every size in `tensor_parallel_sizes` evenly."""
-    return all(value % tp == 0 for _, _, value in tensor_parallel_sizes(layout))
-
-
 @rule("ST007", "structural", "error", "not divisible by the tensor-parallel size",
       "Tensor parallelism splits heads, groups and FFN columns evenly across GPUs (Megatron-LM).")
 def tensor_parallel(ctx: Context) -> Iterator[Hit]:
@@ -131,5 +127,4 @@ def pipeline(ctx: Context) -> Iterator[Hit]:
 
 
 def _divisors_near(n: int, target: int) -> str:
-    divs = sorted((d for d in range(1, n + 1) if n % d == 0), key=lambda d: (abs(d - target), d))
-    return ", ".join(map(str, sorted(divs[:3])))
+    return ", ".join(map(str, sorted(divisors_near(n, target)[:3])))

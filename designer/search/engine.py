@@ -271,8 +271,10 @@ def run_search(base: Layout, space: SearchSpace, assumptions: Assumptions, budge
     rule_ids = {r.id for r in select(selectors, base)}
     if budgets.max_memory_bytes is None:
         from designer.profile.hardware import load_hardware
+        from designer.profile.scenario import Scenario
+        usable = Scenario().memory_utilization          # the profiler's usable share, defined once
         budgets = Budgets(**{**budgets.__dict__, "max_memory_bytes": load_hardware(assumptions.hardware).memory_bytes
-                             * 0.9})
+                             * usable})
 
     variants = space.variants()
     progress("prepare", 0, len(variants))

@@ -13,11 +13,10 @@ candidate is then a dot product. `tests/test_search_vector.py` asserts the resul
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from designer.layout import SYMBOLS, Layout, LayoutError
+from designer.layout import Layout, LayoutError
 from designer.profile.params import count_params
 from designer.search.assumptions import Assumptions
 from designer.search.space import KINDS
@@ -101,8 +100,4 @@ class VectorScorer:
         return out
 
 
-def metrics_row(scores: dict[str, np.ndarray], i: int) -> dict[str, Any]:
-    return {k: float(v[i]) for k, v in scores.items()}
-
-
-__all__ = ["VectorScorer", "LINEAR", "metrics_row", "SYMBOLS"]
+__all__ = ["VectorScorer", "LINEAR"]
