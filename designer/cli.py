@@ -72,6 +72,11 @@ def _measure() -> ModuleType:
     return measure
 
 
+def _calibrate() -> ModuleType:
+    from designer.commands import calibrate
+    return calibrate
+
+
 # name -> (the command's module, imported on use; one-line help)
 COMMANDS: dict[str, tuple[Callable[[], ModuleType], str]] = {
     "validate": (_validate, "check a layout against its rule sets"),
@@ -85,6 +90,7 @@ COMMANDS: dict[str, tuple[Callable[[], ModuleType], str]] = {
     "proxy": (_proxy, "train each layout's proxy on synthetic tasks and rank them"),
     "search": (_search, "Pareto front of layouts derived from a base under rules and budgets"),
     "measure": (_measure, "the exported model's FLOPs, cache bytes and timings beside the predictions"),
+    "calibrate": (_calibrate, "micro-benchmark a GPU per kernel backend and fit the profile's efficiency terms"),
     "app": (_app, "start the browser app (Streamlit)"),
 }
 

@@ -46,3 +46,30 @@ def test_triton_export_runs_the_reference_on_the_cpu(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path / "out", capture_output=True, text=True,
                           env=dict(env, MODEL_KERNELS="torch"), timeout=120)
     assert proc.stdout.split()[:2] == ["torch", "torch"]
+
+
+@pytest.mark.parametrize("hopper, above_3_4, above_3_7_1, tilelang, ok", [
+    (True, True, False, False, False),    # the H200 with Triton 3.6: fla-core refuses the gated backward
+    (True, True, True, False, True),      # Triton 3.7.1 fixed it
+    (False, True, False, False, True),    # not Hopper
+    (True, False, False, False, True),    # Triton before 3.4
+    (True, True, False, True, True),      # tilelang takes the backward instead
+])
+def test_training_scan_falls_back_where_fla_backward_is_wrong(monkeypatch, hopper, above_3_4, above_3_7_1,
+                                                               tilelang, ok):
+    import importlib.util
+    import types
+
+    from designer.export.template import load_template
+    mod = load_template("model.py")
+    fla = types.ModuleType("fla")
+    utils = types.ModuleType("fla.utils")
+    utils.IS_NVIDIA_HOPPER, utils.TRITON_ABOVE_3_4_0, utils.TRITON_ABOVE_3_7_1 = hopper, above_3_4, above_3_7_1
+    fla.utils = utils
+    monkeypatch.setitem(sys.modules, "fla", fla)
+    monkeypatch.setitem(sys.modules, "fla.utils", utils)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: object() if (name == "tilelang" and tilelang) else
+                        (None if name == "tilelang" else real(name, *a)))
+    assert mod.fla_scan_backward_ok() is ok

@@ -11,7 +11,9 @@ from designer.layout import LayoutError
 from designer.present import figures as charts
 from designer.present.fits import what_fits
 from designer.present.format import DOES_NOT_FIT, fmt_bytes, fmt_context, fmt_count, fmt_seconds
+from designer.present.measured import overlay
 from designer.profile.analytic import profile, sweep
+from designer.profile.hardware import DEFAULT_KERNELS, KERNEL_BACKENDS
 from designer.profile.scenario import Scenario
 
 
@@ -45,6 +47,14 @@ def render() -> None:
     st.markdown(f"**Profile of {lay.name}**: analytic roofline on one GPU setup (`designer profile` gives the "
                 "same numbers)")
     hardware, scenario = controls.setup_controls("pf", tp=lay.parallel.tensor)
+    state.ensure("pf.kernels", DEFAULT_KERNELS)
+    kernel_col, measured_col = st.columns([1, 3], vertical_alignment="bottom")
+    kernels = kernel_col.selectbox("Kernel backend", list(KERNEL_BACKENDS), key="pf.kernels",
+                                   persist_state=controls.PERSIST,
+                                   help="the exported model's kernels whose costs the roofline uses: triton "
+                                        "(fla-core, the fast path) or torch (plain PyTorch); the hardware profile's "
+                                        "`kernels:` block holds each one's terms")
+    scenario = scenario.replace(kernels=kernels)
     try:
         prof, sw = compute(lay, hardware, scenario)
     except LayoutError as e:
@@ -83,8 +93,12 @@ def render() -> None:
     left, right = st.columns(2, gap="medium")
     left.plotly_chart(charts.params_figure(prof), key="pf_params", config={"displaylogo": False})
     right.plotly_chart(charts.memory_breakdown_figure(prof), key="pf_memory", config={"displaylogo": False})
-    st.plotly_chart(charts.latency_vs_context_figure([sw], None if t["max_batch"] else
-                                                     [f"{lay.name} (does not fit: latency if it did)"]),
+    name = None if t["max_batch"] else f"{lay.name} (does not fit: latency if it did)"
+    measured, note = overlay(prof)
+    if note:
+        measured_col.caption(note)
+    st.plotly_chart(charts.latency_with_measured_figure(sw, measured, batch=scenario.batch, name=name) if measured
+                    else charts.latency_vs_context_figure([sw], [name] if name else None),
                     key="pf_latency", config={"displaylogo": False})
     left, right = st.columns(2, gap="medium")
     if t["max_batch"]:

@@ -12,7 +12,7 @@ from designer.cliutil import emit_json, load_or_fail, positive_int
 from designer.layout import KIND_TO_SYMBOL
 from designer.present.format import ROWS, fmt_bytes, fmt_count, row_value, setup_line
 from designer.profile.analytic import DEFAULT_HARDWARE, profile
-from designer.profile.hardware import hardware_names
+from designer.profile.hardware import DEFAULT_KERNELS, KERNEL_BACKENDS, hardware_names
 from designer.profile.memory import DTYPE_BYTES, PRECISIONS
 from designer.profile.scenario import PREFILL_MODES, Scenario
 
@@ -54,6 +54,10 @@ def add_scenario_options(parser: argparse.ArgumentParser, *, precision: str | No
                         help=f"tokens per chunked-prefill pass (default {d.prefill_chunk})")
     parser.add_argument("--memory-utilization", type=_fraction, default=d.memory_utilization,
                         help=f"share of GPU memory the server may fill (default {d.memory_utilization:g})")
+    parser.add_argument("--kernels", default=d.kernels, choices=list(KERNEL_BACKENDS),
+                        help="kernel backend of the exported model whose efficiency terms the roofline uses: "
+                             f"torch (plain PyTorch) or triton (fla-core); default {DEFAULT_KERNELS} (the "
+                             "hardware profile's kernels.triton block, or its general efficiency)")
 
 
 def scenario_from_args(args: argparse.Namespace) -> Scenario:

@@ -3,9 +3,14 @@ of prompt / context / batch points, beside the analytic profiler's prediction (`
 
 TTFT: one prefill of `batch` prompts of `prompt` tokens into a fresh cache, logits of the last position
 (what `Roofline.prefill_s` predicts). TPOT: one decode step of `batch` sequences whose cache already holds
-`context` tokens (prefilled one sequence at a time through `InferenceCache.slot`) (`Roofline.tpot_s(batch, context)`), the median over a few steps, eager (no CUDA graph:
-the roofline counts one launch per kernel). Each point: the median of `iters` runs after `warmup` runs,
-synchronised on CUDA. error = (predicted - measured) / measured.
+`context` tokens (`Roofline.tpot_s(batch, context)`). The cache is not prefilled: its position is set to
+`context` over zero-filled tensors, since attending over zeros costs what attending over real keys costs and a
+batch of 64 long prompts would take minutes to prefill. On CUDA the step is a captured CUDA graph (what
+`generate()` serves with; `measured_eager_s` beside it), on the CPU eager. Peak memory (CUDA) is
+torch.cuda.max_memory_allocated over the point beside `Roofline.memory`. The prediction is for the same
+backend (`Scenario(kernels=...)`) and one prefill pass of the whole batch (prefill_mode "parallel", as the
+model runs it). Points whose predicted memory exceeds the free GPU memory are listed under "skipped". Each
+point: the median of `iters` runs after `warmup` runs, synchronised on CUDA. error = (predicted - measured) / measured.
 
 Predictions are for `hardware` (a GPU profile); on the CPU they are printed for the structure only, not
 as a claim (the CPU is not a profiled device).
@@ -73,6 +78,34 @@ def _median_s(fn, device: str, warmup: int, iters: int) -> float:
     return statistics.median(times)
 
 
+def _room(device: str, predicted_bytes: float) -> bool:
+    """Whether a point predicted to need `predicted_bytes` can run (CUDA: below 95% of the free memory)."""
+    if device != "cuda":
+        return True
+    free, _total = torch.cuda.mem_get_info()
+    return predicted_bytes < 0.95 * free + torch.cuda.memory_allocated()
+
+
+def _reset_peak(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _free(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _peak(device: str, predicted_bytes: float) -> dict[str, Any]:
+    """Peak allocated bytes of the point beside the predicted total (weights, caches, workspace)."""
+    if device != "cuda":
+        return {"predicted_peak_bytes": predicted_bytes}
+    measured = torch.cuda.max_memory_allocated()
+    return {"predicted_peak_bytes": predicted_bytes, "measured_peak_bytes": measured,
+            "peak_error": relative_error(predicted_bytes, measured)}
+
+
 def relative_error(predicted: float, measured: float) -> float | None:
     """(predicted - measured) / measured; None when nothing was measured (strict JSON: no Infinity)."""
     return None if measured <= 0 else (predicted - measured) / measured
@@ -91,9 +124,10 @@ def measure_timing(layout: Layout, *, device: str = "cpu", kernels: str = "torch
     mod = load_template("model.py")
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     precision = "bf16" if device == "cuda" else "fp32"
-    roof = prepare(layout, hardware, precision=precision, tp=1, pp=1)
+    roof = prepare(layout, hardware, precision=precision, tp=1, pp=1, kernels=kernels, prefill_mode="parallel")
     previous = mod.set_kernels(kernels)
     points: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
     try:
         torch.manual_seed(0)
         model = mod.build_model(args=model_args(layout), device=device, dtype=dtype).eval()
@@ -103,6 +137,13 @@ def measure_timing(layout: Layout, *, device: str = "cpu", kernels: str = "torch
             for batch in batches:
                 for prompt in prompts:
                     if batch * prompt > MAX_PREFILL_TOKENS[device]:
+                        skipped.append({"metric": "ttft", "batch": batch, "prompt": prompt,
+                                        "reason": f"over {MAX_PREFILL_TOKENS[device]} prompt tokens"})
+                        continue
+                    predicted_bytes = roof.memory(batch, prompt + 1, prompt=prompt).total_bytes
+                    if not _room(device, predicted_bytes):
+                        skipped.append({"metric": "ttft", "batch": batch, "prompt": prompt,
+                                        "reason": f"predicted {predicted_bytes / 2**30:.1f} GiB does not fit"})
                         continue
                     ids = torch.randint(0, vocab, (batch, prompt), device=device)
 
@@ -110,24 +151,42 @@ def measure_timing(layout: Layout, *, device: str = "cpu", kernels: str = "torch
                         cache = model.new_cache(batch, prompt + 1)
                         return model(ids, cache=cache, logits_to_keep=1)
 
+                    _reset_peak(device)
                     measured = _median_s(prefill, device, warmup, iters)
                     predicted = roof.prefill_s(batch, prompt)
                     points.append({"metric": "ttft", "batch": batch, "prompt": prompt, "predicted_s": predicted,
-                                   "measured_s": measured, "error": relative_error(predicted, measured)})
+                                   "measured_s": measured, "error": relative_error(predicted, measured),
+                                   **_peak(device, predicted_bytes)})
+                    del ids
                 for context in contexts:
                     steps = warmup + max(iters, decode_steps)
-                    cache = model.new_cache(batch, context + steps + 1)
-                    for i in range(batch):   # one sequence at a time: a batch of long contexts needs no big prefill
-                        model(torch.randint(0, vocab, (1, context), device=device), cache=cache.slot(i),
-                              logits_to_keep=1)
-                    cache.seq_len = context
-                    cache.position.fill_(context)
+                    predicted_bytes = roof.memory(batch, context + steps + 1, prompt=1).total_bytes
+                    if not _room(device, predicted_bytes):
+                        skipped.append({"metric": "tpot", "batch": batch, "context": context,
+                                        "reason": f"predicted {predicted_bytes / 2**30:.1f} GiB does not fit"})
+                        continue
+                    _reset_peak(device)
+                    cache = model.new_cache(batch, context + 2 * steps + 8)
                     nxt = torch.randint(0, vocab, (batch, 1), device=device)
-                    measured = _median_s(lambda: model(nxt, cache=cache), device, warmup, steps - warmup)
+                    graph = mod.DecodeGraph(model, cache) if device == "cuda" else None
+
+                    def at_context():
+                        cache.seq_len = context
+                        cache.position.fill_(context)
+
+                    at_context()
+                    eager = _median_s(lambda: model(nxt, cache=cache), device, warmup, steps - warmup)
+                    measured = eager
+                    if graph is not None:
+                        at_context()
+                        measured = _median_s(lambda: graph(nxt), device, warmup, steps - warmup)
                     predicted = roof.tpot_s(batch, context)
                     points.append({"metric": "tpot", "batch": batch, "context": context, "predicted_s": predicted,
-                                   "measured_s": measured, "error": relative_error(predicted, measured)})
-                    del cache
+                                   "measured_s": measured, "measured_eager_s": eager,
+                                   "decode": "cuda graph" if graph is not None else "eager",
+                                   "error": relative_error(predicted, measured), **_peak(device, predicted_bytes)})
+                    del graph, cache
+                    _free(device)
     finally:
         mod.set_kernels(previous)
     errors = [abs(p["error"]) for p in points if p["error"] is not None]
@@ -135,7 +194,7 @@ def measure_timing(layout: Layout, *, device: str = "cpu", kernels: str = "torch
             "dtype": str(dtype).removeprefix("torch."), "hardware": hardware, "precision": precision,
             "grid": {"prompts": list(prompts), "contexts": list(contexts), "batches": list(batches),
                      "warmup": warmup, "iters": iters},
-            "points": points,
+            "points": points, "skipped": skipped,
             "summary": {"median_abs_error": statistics.median(errors) if errors else None,
                         "max_abs_error": max(errors) if errors else None},
             "environment": environment(device),

@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 
 from designer.layout import SYMBOLS, Layout
 from designer.present.format import GIB
+from designer.present.measured import points_at
 
 # colour-blind-safe (Tableau 10) and the same hue for a kind on every page
 KIND_COLOURS = {"M": "#4C9F70", "*": "#F58518", "-": "#4C78A8", "E": "#B279A2"}
@@ -321,6 +322,35 @@ def memory_vs_context_figure(sweeps: list[dict], names: list[str] | None = None)
 
 def latency_vs_context_figure(sweeps: list[dict], names: list[str] | None = None) -> go.Figure:
     """TTFT (s) of a prompt of each length and TPOT (ms) of a decode step at that context."""
+    return figure(*_latency_parts(sweeps, names))
+
+
+def latency_with_measured_figure(sweep: dict, measured: dict, *, batch: int, name: str | None = None) -> go.Figure:
+    """The latency chart of one layout with a saved timing run's points (designer.present.measured) drawn over
+    its predicted curves as markers: TTFT at each measured prompt, TPOT at each measured context. Only the
+    run's points at `batch` (the batch the curves are drawn for) are drawn."""
+    ttft, tpot = points_at(measured, "ttft", batch), points_at(measured, "tpot", batch)
+    data, lay = _latency_parts([sweep], [name] if name else None, extra_ttft=[p["measured_s"] for p in ttft])
+    env = measured.get("environment")
+    gpu = env.get("gpu") if isinstance(env, dict) else None
+    label = f"measured, {measured['kernels']} kernels" + (f" on {gpu}" if gpu else "")
+    marker = {"color": "black", "symbol": "x", "size": 9}
+    panels = ((ttft, "prompt", 1.0, "s", {}), (tpot, "context", 1e3, "ms", {"xaxis": "x2", "yaxis": "y2"}))
+    for pts, key, scale, unit, axes in panels:
+        if not pts:
+            continue
+        data.append({"type": "scatter", "x": [p[key] for p in pts], "y": [p["measured_s"] * scale for p in pts],
+                     "name": label, "legendgroup": "measured", "showlegend": key == "prompt" or not ttft,
+                     "mode": "markers", "marker": marker, **axes,
+                     "customdata": [[p["predicted_s"] * scale] for p in pts],
+                     "hovertemplate": f"batch {batch}, %{{x:,}} tokens<br>measured %{{y:.3g}} {unit}<br>"
+                                      f"predicted in the run %{{customdata[0]:.3g}} {unit}<extra></extra>"})
+    return figure(data, lay)
+
+
+def _latency_parts(sweeps: list[dict], names: list[str] | None,
+                   extra_ttft: list[float] | None = None) -> tuple[list[dict], dict]:
+    """Traces and layout of the latency chart; `extra_ttft`: more TTFT values (s) the axis ticks must cover."""
     names = names or [s["layout"] for s in sweeps]
     entries, _ = grid(1, 2, hgap=0.12, titles=["time to first token vs prompt length",
                                                 "time per output token vs context"])
@@ -334,7 +364,8 @@ def latency_vs_context_figure(sweeps: list[dict], names: list[str] | None = None
                      "name": names[i], "legendgroup": names[i], "showlegend": False, "mode": "lines",
                      "line": {"color": colour, "width": 2.5}, "xaxis": "x2", "yaxis": "y2",
                      "hovertemplate": f"{names[i]}: %{{y:.3g}} ms<extra></extra>"})
-    ttft = [v for s in sweeps for v in s["latency_vs_context"]["ttft_s"] if v and v > 0]
+    ttft = [v for s in sweeps for v in s["latency_vs_context"]["ttft_s"] if v and v > 0] \
+        + [v for v in extra_ttft or [] if v > 0]
     vals, labels = log_ticks(min(ttft), max(ttft)) if ttft else ([], [])
     entries["xaxis"].update(_tokens_axis("prompt (tokens)"))
     entries["xaxis2"].update(_tokens_axis("context (tokens)"))
@@ -342,7 +373,7 @@ def latency_vs_context_figure(sweeps: list[dict], names: list[str] | None = None
     entries["yaxis2"].update({"title": {"text": "TPOT (ms)"}, "rangemode": "tozero"})
     lay = base_layout(height=430, title="Latency vs context", top=104)
     lay.update(entries)
-    return figure(data, lay)
+    return data, lay
 
 
 def throughput_vs_batch_figure(sweeps: list[dict], names: list[str] | None = None, *, prompt: int,

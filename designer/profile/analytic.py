@@ -24,7 +24,7 @@ from designer.layout import Layout, LayoutError, load_layout
 from designer.profile import flops as fl
 from designer.profile import memory as mem
 from designer.profile.blocks import BLOCKS, BlockCost, block_cost, block_costs
-from designer.profile.hardware import Hardware, hardware_names, load_hardware
+from designer.profile.hardware import Efficiency, Hardware, hardware_names, load_hardware
 from designer.profile.params import ParamCounts, count_params
 from designer.profile.roofline import RequestTiming, Roofline
 from designer.profile.scenario import PREFILL_MODES, Scenario
@@ -111,7 +111,7 @@ class Profile:
 
 def _assumptions(r: Roofline, batch: int) -> list[str]:
     s, hw, lay = r.scenario, r.hardware, r.layout
-    eff = hw.efficiency
+    eff = r.efficiency
     out = [
         f"static batch of {batch}: prompts prefilled {s.prefill_mode}"
         + (f" ({s.prefill_chunk} tokens per pass)" if s.prefill_mode == "chunked" else "")
@@ -127,6 +127,8 @@ def _assumptions(r: Roofline, batch: int) -> list[str]:
         "names the source of each)",
         f"usable memory = {s.memory_utilization:g} x {hw.memory_bytes / 2**30:.1f} GiB per GPU",
     ]
+    if hw.kernels.get(s.kernel_backend):
+        out.append(_backend_sentence(s.kernel_backend, eff))
     if s.tp > 1 or s.pp > 1:
         out.append(f"tensor parallel {s.tp} (one all-reduce per block), pipeline parallel {s.pp} (stages run "
                    f"one after another); figures are per GPU, throughput also per GPU")
@@ -134,6 +136,18 @@ def _assumptions(r: Roofline, batch: int) -> list[str]:
         out.append("attention.sliding_window is ignored: full causal attention and a full KV cache are counted "
                    "(an upper bound)")
     return out
+
+
+def _backend_sentence(backend: str, eff: Efficiency) -> str:
+    """What the profile's `kernels.BACKEND` terms add to the roofline (docs/measure.md)."""
+    kinds = ("mamba", "attention", "mlp")
+    passes = ", ".join(f"{kind} {eff.elementwise_passes(kind):g}" for kind in kinds)
+    launches = ", ".join(f"{kind} {getattr(eff, f'{kind}_kernels'):g}" for kind in kinds
+                         if getattr(eff, f"{kind}_kernels") is not None) or "the per-block estimates"
+    return (f"{backend} kernels (the profile's kernels.{backend} terms): extra elementwise passes over each "
+            f"block's activations {passes}; decode passes over the SSM + conv state {eff.state_update_passes:g}; "
+            f"scan bytes x{eff.scan_memory_passes:g}; {eff.decode_kernel_s * 1e6:g} us per decode launch; "
+            f"kernels per block: {launches}")
 
 
 def profile(layout: "Layout | str", hardware: "Hardware | str" = DEFAULT_HARDWARE, scenario: Scenario | None = None,
@@ -212,7 +226,8 @@ def profile(layout: "Layout | str", hardware: "Hardware | str" = DEFAULT_HARDWAR
     }
     setup = {"precision": s.precision, "kv_dtype": s.kv, "state_dtype": s.state_dtype, "tp": s.tp, "pp": s.pp,
              "batch": batch, "prompt": prompt, "gen": gen, "memory_utilization": s.memory_utilization,
-             "prefill_mode": s.prefill_mode, "prefill_chunk": s.prefill_chunk, "train_seq_len": train_seq_len}
+             "prefill_mode": s.prefill_mode, "prefill_chunk": s.prefill_chunk, "kernels": s.kernel_backend,
+             "train_seq_len": train_seq_len}
     return Profile(layout=lay.name, hardware=r.hardware.name, setup=setup, params=params, flops=flops,
                    memory=memory, latency=latency, throughput=throughput, assumptions=_assumptions(r, batch))
 

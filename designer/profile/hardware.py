@@ -5,6 +5,11 @@ the source of every figure, and an `efficiency` block: the achieved fraction of 
 attention, scan, memory traffic) plus a fixed cost per kernel launch. The roofline in
 `designer.profile.roofline` multiplies peaks by these fractions; the measured profiler calibrates them.
 
+The exported model runs on one of two kernel backends (KERNEL_BACKENDS: `torch`, the plain PyTorch
+reference, and `triton`, fla-core's kernels), which pay different costs: an optional `kernels:` block holds
+per-backend overrides of `efficiency` fields (`Hardware.efficiency_for(backend)`), and `calibration:` the
+provenance of a fit (free-form). docs/measure.md describes the terms.
+
 No torch import here.
 """
 from __future__ import annotations
@@ -34,8 +39,27 @@ PRECISION_FALLBACK: dict[str, tuple[str, ...]] = {
 }
 
 
+# Kernel backends of the exported model (designer/export/templates/model.py); the default is the fast path.
+KERNEL_BACKENDS = ("torch", "triton")
+DEFAULT_KERNELS = "triton"
+# Efficiency's per-kind fields (`mamba_*`, `attention_*`, `mlp_*`) by BlockCost.kind: MoE blocks count as MLP.
+KIND_GROUP = {"mamba": "mamba", "attention": "attention", "mlp": "mlp", "moe": "mlp"}
+# How each Efficiency field is checked: fractions of a peak in (0, 1], counts >= 0, seconds in [0, 1).
+_FRACTIONS = ("gemm", "attention", "scan", "memory", "gemm_fp8", "decode_gemm_memory", "attention_decode_memory")
+_COUNTS = ("mamba_elementwise_passes", "attention_elementwise_passes", "mlp_elementwise_passes",
+           "state_update_passes", "scan_memory_passes", "mamba_kernels", "attention_kernels", "mlp_kernels")
+_SECONDS = ("kernel_overhead_s", "decode_kernel_overhead_s")
+
+
 class HardwareError(LayoutError):
     """Unknown hardware name or a malformed profile; exits 2 on the CLI like any bad input."""
+
+
+def check_kernels(kernels: str | None) -> None:
+    """A kernel backend name (None = the default) or HardwareError saying which are allowed."""
+    if kernels is not None and kernels not in KERNEL_BACKENDS:
+        raise HardwareError(f"unknown kernel backend {kernels!r}; allowed: {', '.join(KERNEL_BACKENDS)}",
+                            key="kernels")
 
 
 @dataclass(frozen=True)
@@ -44,6 +68,10 @@ class Efficiency:
 
     bench/gpu_calibrate.py measures these on a GPU; the optional fractions fall back to the general one
     (gemm_fp8 -> gemm, decode_gemm_memory and attention_decode_memory -> memory) when not measured.
+
+    The terms after `calibrated` are what a kernel backend pays beyond the plain roofline (docs/measure.md).
+    Their defaults leave the roofline as it was: no extra elementwise passes, the SSM and conv state read and
+    written once per decode step, the scan core's bytes counted once, one launch cost, BlockCost.kernels.
     """
 
     gemm: float = 0.81          # large bf16 GEMM, of the bf16 peak
@@ -55,16 +83,32 @@ class Efficiency:
     decode_gemm_memory: float | None = None        # weights streamed by skinny (decode) GEMMs, of the HBM peak
     attention_decode_memory: float | None = None   # KV cache read by decode attention, of the HBM peak
     calibrated: bool = False    # true once measured on this GPU
+    # extra passes over a block's per-token activations at the memory rate, added to its time per pass:
+    # conv, gating, dt/softplus, D skip, norms, dtype conversions that do not overlap the GEMMs
+    mamba_elementwise_passes: float = 0.0
+    attention_elementwise_passes: float = 0.0
+    mlp_elementwise_passes: float = 0.0            # MLP (-) and MoE (E) blocks
+    state_update_passes: float = 2.0               # decode: passes over the SSM + conv state per step (read, write)
+    scan_memory_passes: float = 1.0                # prefill: multiplier on the scan core's bytes term
+    decode_kernel_overhead_s: float | None = None  # one launch in a decode step (a CUDA graph launches cheaper)
+    mamba_kernels: float | None = None             # launches per block of that kind and pass; None: BlockCost's
+    attention_kernels: float | None = None
+    mlp_kernels: float | None = None               # MLP (-) and MoE (E) blocks
 
     def __post_init__(self) -> None:
-        for name in ("gemm", "attention", "scan", "memory", "gemm_fp8", "decode_gemm_memory",
-                     "attention_decode_memory"):
+        optional = {f.name for f in dataclasses.fields(self) if f.default is None}
+        for name in _FRACTIONS + _COUNTS + _SECONDS:
             value = getattr(self, name)
-            if value is not None and not (0.0 < value <= 1.0):
+            if value is None and name in optional:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise HardwareError(f"efficiency.{name} must be a finite number, got {value!r}")
+            if name in _FRACTIONS and not (0.0 < value <= 1.0):
                 raise HardwareError(f"efficiency.{name} must be a fraction in (0, 1], got {value!r}")
-        if not (0.0 <= self.kernel_overhead_s < 1.0):
-            raise HardwareError(f"efficiency.kernel_overhead_s must be in [0, 1) seconds, "
-                                f"got {self.kernel_overhead_s!r}")
+            if name in _COUNTS and value < 0:
+                raise HardwareError(f"efficiency.{name} must be a number >= 0, got {value!r}")
+            if name in _SECONDS and not (0.0 <= value < 1.0):
+                raise HardwareError(f"efficiency.{name} must be in [0, 1) seconds, got {value!r}")
 
     def gemm_for(self, precision: str) -> float:
         """GEMM fraction for a compute precision (fp8/fp4 GEMMs use the fp8 measurement when there is one)."""
@@ -77,6 +121,20 @@ class Efficiency:
     @property
     def kv_memory(self) -> float:
         return self.attention_decode_memory if self.attention_decode_memory is not None else self.memory
+
+    @property
+    def decode_kernel_s(self) -> float:
+        """Cost of one kernel launch in a decode step."""
+        return self.decode_kernel_overhead_s if self.decode_kernel_overhead_s is not None else self.kernel_overhead_s
+
+    def elementwise_passes(self, kind: str) -> float:
+        """Extra activation passes of a block of this BlockCost.kind (mamba | attention | mlp | moe)."""
+        return getattr(self, f"{KIND_GROUP[kind]}_elementwise_passes")
+
+    def kernels(self, kind: str, default: float) -> float:
+        """Kernel launches of a block of this kind per pass; `default` (BlockCost.kernels) when not set."""
+        value = getattr(self, f"{KIND_GROUP[kind]}_kernels")
+        return default if value is None else value
 
 
 @dataclass(frozen=True)
@@ -92,6 +150,19 @@ class Hardware:
     efficiency: Efficiency = field(default_factory=Efficiency)
     sources: dict[str, str] = field(default_factory=dict)
     notes: str = ""
+    kernels: dict[str, dict[str, Any]] = field(default_factory=dict)   # backend -> Efficiency fields it overrides
+    calibration: dict[str, Any] = field(default_factory=dict)          # provenance of the fit (free-form)
+
+    def __post_init__(self) -> None:
+        for backend in self.kernels:            # every override block must make a valid Efficiency
+            self.efficiency_for(backend)
+
+    def efficiency_for(self, kernels: str | None) -> Efficiency:
+        """`efficiency` with kernel backend `kernels`' overrides applied (None: the default backend); the
+        general `efficiency` for a backend the profile has no `kernels:` block for."""
+        kernels = DEFAULT_KERNELS if kernels is None else kernels
+        check_kernels(kernels)
+        return _with_overrides(self.efficiency, self.kernels.get(kernels) or {}, f"kernels.{kernels}")
 
     def peak(self, precision: str) -> float:
         """Dense tensor FLOP/s for a compute precision, falling back to a wider one the GPU has."""
@@ -112,11 +183,28 @@ class Hardware:
         return dataclasses.asdict(self)
 
 
+_EFFICIENCY_FIELDS = {f.name for f in dataclasses.fields(Efficiency)}
+
+
+def _with_overrides(base: Efficiency, overrides: dict[str, Any], where: str, source: str | None = None) -> Efficiency:
+    """`base` with `overrides` (Efficiency field -> value) applied; errors name `where` (`kernels.torch`)."""
+    if not overrides:
+        return base
+    unknown = sorted(map(str, set(overrides) - _EFFICIENCY_FIELDS))
+    if unknown:
+        raise HardwareError(f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_EFFICIENCY_FIELDS))}",
+                            source=source, key=where)
+    try:
+        return dataclasses.replace(base, **overrides)
+    except HardwareError as e:
+        raise HardwareError(e.message.replace("efficiency.", f"{where}.", 1), source=source, key=where) from None
+
+
 def hardware_names() -> list[str]:
     return sorted(p.stem for p in HARDWARE_DIR.glob("*.yaml"))
 
 
-def _number(data: dict, key: str, source: str, *, positive: bool = True) -> float:
+def _number(data: dict, key: str, source: str, *, positive: bool = True, where: str | None = None) -> float:
     value = data.get(key)
     if isinstance(value, str):
         try:
@@ -125,8 +213,8 @@ def _number(data: dict, key: str, source: str, *, positive: bool = True) -> floa
             pass
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or (positive and value <= 0) or value < 0:
-        raise HardwareError(f"must be a {'positive ' if positive else ''}number, got {data.get(key)!r}",
-                            source=source, key=key)
+        raise HardwareError(f"must be a {'positive' if positive else 'non-negative'} number, got {data.get(key)!r}",
+                            source=source, key=f"{where}.{key}" if where else key)
     return float(value)
 
 
@@ -146,14 +234,23 @@ def hardware_from_dict(data: Any, *, source: str = "<dict>") -> Hardware:
     if not isinstance(peaks_raw, dict) or not peaks_raw:
         raise HardwareError("must map precisions (bf16, fp8, ...) to FLOP/s", source=source, key="peak_flops_per_s")
     peaks = {str(k): _number(peaks_raw, k, source) for k in peaks_raw}
-    eff_raw = data.get("efficiency") or {}
-    eff_fields = {f.name for f in dataclasses.fields(Efficiency)}
-    bad = set(eff_raw) - eff_fields
-    if bad:
-        raise HardwareError(f"unknown key(s) {sorted(bad)}; allowed: {', '.join(sorted(eff_fields))}",
-                            source=source, key="efficiency")
-    eff_kwargs: dict[str, Any] = {k: bool(v) if k == "calibrated" else None if v is None
-                                  else _number(eff_raw, k, source, positive=False) for k, v in eff_raw.items()}
+    efficiency = _with_overrides(Efficiency(), _efficiency_fields(data.get("efficiency"), "efficiency", source),
+                                 "efficiency", source)
+    kernels_raw = data.get("kernels") or {}
+    if not isinstance(kernels_raw, dict):
+        raise HardwareError(f"must map kernel backends ({', '.join(KERNEL_BACKENDS)}) to efficiency fields, "
+                            f"got {type(kernels_raw).__name__}", source=source, key="kernels")
+    kernels: dict[str, dict[str, Any]] = {}
+    for backend, raw in kernels_raw.items():
+        if backend not in KERNEL_BACKENDS:
+            raise HardwareError(f"unknown kernel backend {backend!r}; allowed: {', '.join(KERNEL_BACKENDS)}",
+                                source=source, key=f"kernels.{backend}")
+        kernels[backend] = _efficiency_fields(raw, f"kernels.{backend}", source)
+        _with_overrides(efficiency, kernels[backend], f"kernels.{backend}", source)    # checks the values
+    calibration = data.get("calibration") or {}
+    if not isinstance(calibration, dict):
+        raise HardwareError(f"must be a mapping (gpu, driver, torch, packages, date, command, source), got "
+                            f"{type(calibration).__name__}", source=source, key="calibration")
     return Hardware(
         name=str(data["name"]),
         display_name=str(data.get("display_name", data["name"])),
@@ -165,10 +262,38 @@ def hardware_from_dict(data: Any, *, source: str = "<dict>") -> Hardware:
         if "interconnect_bandwidth_bytes_per_s" in data else 32e9,
         interconnect_latency_s=_number(data, "interconnect_latency_s", source, positive=False)
         if "interconnect_latency_s" in data else 1e-5,
-        efficiency=Efficiency(**eff_kwargs),
+        efficiency=efficiency,
         sources={str(k): str(v) for k, v in (data.get("sources") or {}).items()},
         notes=str(data.get("notes", "")),
+        kernels=kernels,
+        calibration=_plain(calibration),
     )
+
+
+def _efficiency_fields(raw: Any, where: str, source: str) -> dict[str, Any]:
+    """Efficiency keyword arguments from a profile's `efficiency` (or `kernels.BACKEND`) mapping, numbers
+    checked; the values' ranges are checked by Efficiency itself."""
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise HardwareError(f"must map efficiency fields to numbers, got {type(raw).__name__}", source=source,
+                            key=where)
+    bad = sorted(map(str, set(raw) - _EFFICIENCY_FIELDS))
+    if bad:
+        raise HardwareError(f"unknown key(s) {bad}; allowed: {', '.join(sorted(_EFFICIENCY_FIELDS))}",
+                            source=source, key=where)
+    return {k: bool(v) if k == "calibrated" else None if v is None
+            else _number(raw, k, source, positive=False, where=where) for k, v in raw.items()}
+
+
+def _plain(value: Any) -> Any:
+    """YAML values as JSON-ready ones (a YAML date becomes its ISO string)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
 _CACHE: dict[str, Hardware] = {}

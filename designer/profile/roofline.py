@@ -1,10 +1,12 @@
 """Latency, throughput and capacity of a layout on a hardware profile: a per-operation roofline.
 
 Every block contributes, per forward pass, max(GEMM FLOPs / GEMM rate, bytes read / memory rate) for
-its GEMMs, the same max for its sequence-mixing core (attention or scan), a fixed cost per kernel
-launch, and under tensor parallelism one all-reduce of its output. Rates are datasheet peaks times the
-profile's `efficiency` fractions. Decode step time is exactly `a + k * context` (attention's FLOPs and
-KV reads both grow linearly with the keys attended), so a whole generation is summed in closed form.
+its GEMMs, the same max for its sequence-mixing core (attention or scan), the extra elementwise passes
+over its activations that its kernel backend makes, a fixed cost per kernel launch, and under tensor
+parallelism one all-reduce of its output. Rates are datasheet peaks times the profile's `efficiency`
+fractions, with the scenario's kernel backend's overrides applied (`Hardware.efficiency_for`; the terms:
+docs/measure.md). Decode step time is exactly `a + k * context` (attention's FLOPs and KV reads both grow
+linearly with the keys attended), so a whole generation is summed in closed form.
 
 Serving model (what "throughput" means here): a static batch of `batch` requests; all prompts are
 prefilled (chunk by chunk in the default chunked mode), then `gen - 1` decode steps run for the whole
@@ -105,7 +107,7 @@ class Roofline:
         lay, s, hw = self.layout, self.scenario, self.hardware
         check_parallel(lay, s.tp, s.pp)
         self.costs: dict[str, BlockCost] = block_costs(lay, s.tp)
-        eff = hw.efficiency
+        self.efficiency = eff = hw.efficiency_for(s.kernel_backend)
         self.act_bytes = mem.dtype_bytes(s.act_dtype)
         self.kv_bytes = mem.dtype_bytes(s.kv)
         self.state_bytes = mem.dtype_bytes(s.state_dtype)
@@ -117,7 +119,8 @@ class Roofline:
         self.mem_rate = hw.memory_bandwidth_bytes_per_s * eff.memory                # states, activations
         self.weights_rate = hw.memory_bandwidth_bytes_per_s * eff.weights_memory    # weights streamed by GEMMs
         self.kv_rate = hw.memory_bandwidth_bytes_per_s * eff.kv_memory              # KV cache read in decode
-        self.kernel_s = eff.kernel_overhead_s
+        self.kernel_s = eff.kernel_overhead_s                 # one launch in a prefill pass
+        self.decode_kernel_s = eff.decode_kernel_s            # one launch in a decode step
         self.capacity_bytes = hw.memory_bytes * s.memory_utilization
         self.vocab_rank = vocab_per_rank(lay, s.tp)
         self.head_weight_bytes = self.vocab_rank * lay.hidden_size * self.act_bytes
@@ -125,6 +128,11 @@ class Roofline:
         self.stages = [self._stage(p, i == 0, i == s.pp - 1) for i, p in enumerate(split_stages(lay.pattern, s.pp))]
         # weights one block reads per pass: everything but the routed experts, and one routed expert
         self._dense_read: dict[str, float] = {}
+        # the kernel backend's terms per block kind: launches per pass, and bytes of its extra elementwise
+        # passes per token (passes x activations written per token x activation bytes)
+        self._kernels = {sym: eff.kernels(c.kind, c.kernels) for sym, c in self.costs.items()}
+        self._elementwise_bytes_per_token = {sym: eff.elementwise_passes(c.kind) * c.act_elems_per_token
+                                             * self.act_bytes for sym, c in self.costs.items()}
         for sym, c in self.costs.items():
             experts = c.num_experts * c.expert_matmul_params
             self._dense_read[sym] = (c.matmul_params - experts) * self.weight_bytes_per_param \
@@ -151,6 +159,16 @@ class Roofline:
             return self._dense_read[sym]
         hit = expected_experts_hit(c.num_experts, c.top_k, tokens)
         return self._dense_read[sym] + hit * c.expert_matmul_params * self.weight_bytes_per_param
+
+    def _elementwise_s(self, sym: str, tokens: float) -> float:
+        """The backend's extra elementwise passes over `tokens` tokens' activations of one block, at the memory
+        rate (added to the block's time, not overlapped with its GEMMs)."""
+        return tokens * self._elementwise_bytes_per_token[sym] / self.mem_rate
+
+    def _state_io_s(self, c: BlockCost) -> float:
+        """Decode: one sequence's SSM and conv state passed over `state_update_passes` times (read + write)."""
+        state = c.ssm_state_elems * self.state_bytes + c.conv_state_elems * self.act_bytes
+        return self.efficiency.state_update_passes * state / self.mem_rate
 
     def _allreduce_s(self, tokens: float) -> float:
         """Ring all-reduce of one block's output over the tensor-parallel group."""
@@ -190,13 +208,15 @@ class Roofline:
                 gemm_flops = 2.0 * c.active_matmul_params * per_pass
                 gemm_io_s = self._weights_read(sym, per_pass) / self.weights_rate \
                     + per_pass * c.act_elems_per_token * self.act_bytes / self.mem_rate
-                t_block = passes * (max(gemm_flops / self.gemm_rate, gemm_io_s)
-                                    + c.kernels * self.kernel_s + self._allreduce_s(per_pass))
+                t_block = passes * (max(gemm_flops / self.gemm_rate, gemm_io_s) + self._elementwise_s(sym, per_pass)
+                                    + self._kernels[sym] * self.kernel_s + self._allreduce_s(per_pass))
                 core_flops = batch * c.prefill_core(prompt, 0)
                 if core_flops:
                     core_bytes = batch * (prompt * c.kv_elems_per_token * self.kv_bytes
                                           + c.ssm_state_elems * self.state_bytes
                                           + c.conv_state_elems * self.act_bytes)
+                    if c.core_kind == "scan":
+                        core_bytes *= self.efficiency.scan_memory_passes
                     t_block += max(core_flops / self.core_rate[c.core_kind], core_bytes / self.mem_rate)
                 t += n * t_block
             if stage.head:
@@ -216,11 +236,11 @@ class Roofline:
                 c = self.costs[sym]
                 gemm_flops = 2.0 * c.active_matmul_params * batch
                 a += n * (max(gemm_flops / self.gemm_rate, self._weights_read(sym, batch) / self.weights_rate)
-                          + c.kernels * self.kernel_s + self._allreduce_s(batch))
+                          + self._elementwise_s(sym, batch) + self._kernels[sym] * self.decode_kernel_s
+                          + self._allreduce_s(batch))
                 rate = self.core_rate[c.core_kind]
                 if c.decode_core_flops or c.ssm_state_elems:
-                    state_io = 2 * (c.ssm_state_elems * self.state_bytes + c.conv_state_elems * self.act_bytes)
-                    a += n * batch * max(c.decode_core_flops / rate, state_io / self.mem_rate)
+                    a += n * batch * max(c.decode_core_flops / rate, self._state_io_s(c))
                 if c.decode_core_flops_per_key:
                     k += n * batch * max(c.decode_core_flops_per_key / rate,
                                          c.kv_elems_per_token * self.kv_bytes / self.kv_rate)

@@ -5,7 +5,9 @@ app's controls all build or take one.
     s = Scenario(batch=8, precision="fp8")
     s.replace(prompt=4096).to_dict()
 
-`tp` / `pp` None means the layout's own `parallel:` block (`resolve(layout)` fills them in).
+`tp` / `pp` None means the layout's own `parallel:` block (`resolve(layout)` fills them in). `kernels` None
+means the default kernel backend (hardware.DEFAULT_KERNELS, `triton`): the hardware profile's `kernels.triton`
+terms when it has them, otherwise its general `efficiency`.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from designer.layout import LayoutError
 from designer.profile import memory as mem
+from designer.profile.hardware import DEFAULT_KERNELS, check_kernels
 from designer.profile.memory import PREFILL_MODES
 
 if TYPE_CHECKING:
@@ -46,6 +49,7 @@ class Scenario:
     memory_utilization: float = 0.9  # share of GPU memory the server may use (vLLM's default 0.9)
     prefill_mode: str = "chunked"    # parallel | chunked | sequential
     prefill_chunk: int = 8192        # tokens per chunked-prefill pass (vLLM-style max batched tokens)
+    kernels: str | None = None       # kernel backend of the exported model: torch | triton; None = triton
 
     def __post_init__(self) -> None:
         for name in ("batch", "prompt", "gen", "prefill_chunk"):
@@ -62,6 +66,7 @@ class Scenario:
             raise LayoutError(f"memory_utilization must be in (0, 1], got {mu!r}")
         if self.prefill_mode not in PREFILL_MODES:
             raise LayoutError(f"unknown prefill mode {self.prefill_mode!r}; allowed: {', '.join(PREFILL_MODES)}")
+        check_kernels(self.kernels)
 
     @classmethod
     def fields(cls) -> tuple[str, ...]:
@@ -101,6 +106,11 @@ class Scenario:
     @property
     def gpus(self) -> int:
         return (self.tp or 1) * (self.pp or 1)
+
+    @property
+    def kernel_backend(self) -> str:
+        """The kernel backend whose efficiency terms the roofline uses (`kernels`, or the default)."""
+        return self.kernels or DEFAULT_KERNELS
 
     @property
     def context(self) -> int:

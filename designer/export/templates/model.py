@@ -106,10 +106,24 @@ def fla_kernels():
             from fla.modules.norm.layernorm_gated import rmsnorm_fn
             from fla.ops.simple_gla import chunk_simple_gla
             _FLA = SimpleNamespace(causal_conv1d=causal_conv1d, rms_norm=rms_norm, gated_rms_norm=rmsnorm_fn,
-                                   chunk_simple_gla=chunk_simple_gla)
+                                   chunk_simple_gla=chunk_simple_gla, scan_backward=fla_scan_backward_ok())
         except Exception:   # ImportError, or a broken CUDA/Triton install
             _FLA = False
     return _FLA or None
+
+
+def fla_scan_backward_ok() -> bool:
+    """False where fla-core's gated chunk backward is known to be wrong and refuses to run: Hopper GPUs with
+    Triton >= 3.4 and < 3.7.1 and no tilelang (fla-core issue #640; seen on the H200 with Triton 3.6). There,
+    training takes the torch scan (forward and backward); inference keeps the Triton scan."""
+    try:
+        import importlib.util
+
+        from fla.utils import IS_NVIDIA_HOPPER, TRITON_ABOVE_3_4_0, TRITON_ABOVE_3_7_1
+    except Exception:   # an fla-core without these flags predates the check
+        return True
+    broken = IS_NVIDIA_HOPPER and TRITON_ABOVE_3_4_0 and not TRITON_ABOVE_3_7_1
+    return not broken or importlib.util.find_spec("tilelang") is not None
 
 
 def use_triton(x: torch.Tensor) -> bool:
@@ -673,9 +687,13 @@ class Mamba2Mixer(nn.Module):
             x, B, C = causal_conv1d_triton(xBC, self.conv1d, cache.conv if cache is not None else None).split(split, -1)
             dt = F.softplus(dt.float() + self.dt_bias.float()).clamp(min=self.dt_min)
             x = x.unflatten(-1, (self.num_heads, self.head_dim))
-            y, new_state = ssd_chunked_scan_triton(
-                x, dt, -torch.exp(self.A_log.float()), B.unflatten(-1, (self.n_groups, self.state_size)),
-                C.unflatten(-1, (self.n_groups, self.state_size)), cache.ssm if cache is not None else None)
+            scan_args = (x, dt, -torch.exp(self.A_log.float()), B.unflatten(-1, (self.n_groups, self.state_size)),
+                         C.unflatten(-1, (self.n_groups, self.state_size)))
+            initial = cache.ssm if cache is not None else None
+            if torch.is_grad_enabled() and not fla_kernels().scan_backward:   # see fla_scan_backward_ok
+                y, new_state = ssd_chunked_scan(*scan_args, self.chunk_size, initial_state=initial)
+            else:
+                y, new_state = ssd_chunked_scan_triton(*scan_args, initial_state=initial)
             if cache is not None:
                 cache.ssm.copy_(new_state)
             y = y + x * self.D.to(x.dtype)[:, None]
