@@ -77,6 +77,21 @@ def _calibrate() -> ModuleType:
     return calibrate
 
 
+def _importance() -> ModuleType:
+    from designer.commands import importance
+    return importance
+
+
+def _distill() -> ModuleType:
+    from designer.commands import distill
+    return distill
+
+
+def _minipuzzle() -> ModuleType:
+    from designer.commands import minipuzzle
+    return minipuzzle
+
+
 # name -> (the command's module, imported on use; one-line help)
 COMMANDS: dict[str, tuple[Callable[[], ModuleType], str]] = {
     "validate": (_validate, "check a layout against its rule sets"),
@@ -91,6 +106,9 @@ COMMANDS: dict[str, tuple[Callable[[], ModuleType], str]] = {
     "search": (_search, "Pareto front of layouts derived from a base under rules and budgets"),
     "measure": (_measure, "the exported model's FLOPs, cache bytes and timings beside the predictions"),
     "calibrate": (_calibrate, "micro-benchmark a GPU per kernel backend and fit the profile's efficiency terms"),
+    "importance": (_importance, "per-layer and FFN-neuron importance of a trained model (MiniPuzzle stage 1)"),
+    "distill": (_distill, "distil a pruned student from a trained teacher (logit KL, checkpoints, resumable)"),
+    "minipuzzle": (_minipuzzle, "MiniPuzzle: importance -> selection under a memory budget -> distillation"),
     "app": (_app, "start the browser app (Streamlit)"),
 }
 

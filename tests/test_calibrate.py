@@ -146,9 +146,7 @@ class _StandInGraph:
     def __call__(self, ids):
         self.ids.copy_(ids)
         self.cache.position.fill_(self.cache.seq_len)
-        logits = self.model(self.ids, cache=self.cache, position=self.cache.position)
-        self.cache.seq_len += 1
-        return logits
+        return self.model(self.ids, cache=self.cache, position=self.cache.position)   # seq_len += 1, as a replay
 
 
 def test_graph_decode_points_are_timed_through_decode_graph(monkeypatch):
@@ -347,7 +345,9 @@ def _truth() -> dict:
 def test_fit_recovers_the_terms_the_measurements_were_made_with(method):
     truth = _truth()
     assert {"scan", "attention", "gemm", "memory", "kernel_overhead_s"} <= set(truth)
-    result = fit(synthetic_micro(truth), "h200", "torch", method=method)
+    # from the profile's uncalibrated terms (the numpy fallback from h200's fitted torch terms ends elsewhere)
+    uncalibrated = dataclasses.replace(load_hardware("h200"), kernels={})
+    result = fit(synthetic_micro(truth), uncalibrated, "torch", method=method)
     for name, value in truth.items():
         assert result["overrides"][name] == pytest.approx(value, rel=0.02), (name, result["terms"])
     assert result["overrides"]["calibrated"] is True
@@ -536,7 +536,8 @@ def test_write_profile_round_trips_and_keeps_the_rest_of_the_file(profile_dir):
     # a second torch calibration replaces its values in place and keeps the other backend
     write_profile("h200", "torch", {"scan": 0.25}, prov, directory=profile_dir)
     again = path.read_text()
-    assert again.count("kernels:") == 1 and again.count("calibration:") == 1
+    tops = [line.split(":")[0] for line in again.splitlines() if line[:1].isalpha()]
+    assert tops.count("kernels") == 1 and tops.count("calibration") == 1
     hw = load_hardware(str(profile_dir / "." / "h200.yaml"))     # another path: not the cached profile
     assert hw.efficiency_for("torch").scan == 0.25 and hw.efficiency_for("triton").scan == 0.4
 

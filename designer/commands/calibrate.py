@@ -298,7 +298,10 @@ def _print_text(out: dict[str, Any], runs: dict[str, dict]) -> None:
                       _value(row["name"], row["profile"]), _value(row["name"], row["component"]), row["note"] or "")
         console.print(t)
         b = r["before"]
-        console.print(f"fit ({r['method']}) over {r['points']} single-block points (decode: {r['decode']}): "
+        repeats = sorted({p.get("repeat", 1) for p in r["residuals"] if p["metric"] == "decode"})
+        blocks = "/".join(map(str, repeats)) if repeats and repeats != [1] else "1"
+        console.print(f"fit ({r['method']}) over {r['points']} block-model points (decode: {r['decode']}, "
+                      f"{blocks} block(s) per decode model): "
                       f"median |error| {_pct(r['median_abs_error'])}, max {_pct(r['max_abs_error'])}; with the "
                       f"profile's terms before: median {_pct(b['median_abs_error'])}, max {_pct(b['max_abs_error'])}")
         if r["unfitted"]:
@@ -313,7 +316,8 @@ def _print_text(out: dict[str, Any], runs: dict[str, dict]) -> None:
             s.add_column(col, justify="right")
         groups: dict[tuple[str, str], list[float]] = {}
         for p in r["residuals"]:
-            key = (p["block"], p["metric"] + (f" ({p['mode']})" if p.get("mode") else ""))
+            key = (p["block"], p["metric"] + (f" ({p['mode']})" if p.get("mode") else "")
+                   + (f" x{p['repeat']}" if p.get("repeat", 1) > 1 else ""))
             groups.setdefault(key, []).append(abs(p["error"]))
         for (block, metric), errs in groups.items():
             s.add_row(block, metric, str(len(errs)), _pct(statistics.median(errs)), _pct(max(errs)))

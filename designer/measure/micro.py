@@ -6,8 +6,11 @@ Two kinds of measurement, both at the real widths of the given layouts (bf16 on 
   symbol (`single_block_layout`), built with the exported model (random weights) and timed end to end:
   prefill of `batch` prompts into a fresh cache (logits of the last position: what `Roofline.prefill_s`
   predicts) and one decode step of `batch` sequences whose cache holds `context` tokens (eager, and replayed
-  as a CUDA graph on CUDA: `Roofline.tpot_s`). The decode cache is not prefilled: its length is set to the
-  context (attending over zeros costs what attending over real keys does). Beside them, per layout, the
+  as a CUDA graph on CUDA: `Roofline.tpot_s`). Decode runs in steady state (DECODE_REPEAT): its model
+  repeats the block `decode_repeat` times (fewer where the caches do not fit; the point's "repeat") and each
+  timed sample is `replays` steps back to back, divided by them. The decode cache is not prefilled: its
+  length is set to the context (attending over zeros costs what attending over real keys does). Beside them,
+  per layout, the
   "shell": the same model with no block (embedding, final norm, LM head, the graph's input copies), at the
   same shapes: the fixed cost in every single-block time, which `fit` (designer.measure.calibrate) takes
   out before matching the roofline to the block's own time.
@@ -692,10 +695,13 @@ def run_micro(layouts: list[Layout], kernels: str, device: str = "cuda", quick: 
     JSON-ready dict (docs/calibrate.md):
 
     {"format", "kernels", "kernels_in_use", "device", "dtype", "quick", "layouts", "settings", "environment",
-     "blocks": [{"key", "layout", "symbol", "kind", "single_block" (the layout dict), "params", "build_s"}
+     "blocks": [{"key", "layout", "symbol", "kind", "single_block" (the layout dict), "decode_repeat", "params",
+                 "build_s", "decode_params", "decode_build_s" (the repeated decode model; "decode_error" if it
+                 did not build)}
                 | {"key": "LAYOUT:shell", "layout", "symbol": None, "kind": "shell", "params", "build_s"}],
      "points": [{"block", "metric": "prefill", "batch", "prompt", "measured_s"} |
-                {"block", "metric": "decode", "mode": "eager"|"graph", "batch", "context", "measured_s"}],
+                {"block", "metric": "decode", "mode": "eager"|"graph", "batch", "context", "repeat" (blocks in
+                 its model; not in the shell's), "replays", "measured_s" (per step)}],
      "components": [{"name", ..., "measured_s", "flops", "bytes"}], "elapsed_s", "complete"}
     A point that failed has "error" instead of "measured_s"; one not run has "skipped" (the reason).
     """

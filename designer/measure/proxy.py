@@ -28,9 +28,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from designer.export.model_export import layout_json
 from designer.export.template import TEMPLATES, load_template, template_text  # noqa: F401  (TEMPLATES: re-exported)
 from designer.layout import (MLP, MOE, Constraints, Layout, LayoutError, ParallelConfig, atomic_write_text,
-                             divisors_near, layout_to_dict)
+                             divisors_near)
 
 PROXY_FILES = ("train_proxy.py", "proxy_tasks.py")   # copied verbatim into every proxy directory
 PROXY_LAYOUT_FILE = "proxy_layout.json"
@@ -225,6 +226,6 @@ def write_proxy_files(layout: Layout, out_dir: str | Path, *, hidden: int | None
     out.mkdir(parents=True, exist_ok=True)
     for f in PROXY_FILES + (("model.py",) if copy_model else ()):
         atomic_write_text(out / f, template_text(f))
-    atomic_write_text(out / PROXY_LAYOUT_FILE, json.dumps(layout_to_dict(proxy, full=True), indent=1) + "\n")
+    atomic_write_text(out / PROXY_LAYOUT_FILE, layout_json(proxy))   # JSON that designer's YAML loader reads too
     atomic_write_text(out / "proxy.yaml", json.dumps(config, indent=1) + "\n")
     return config

@@ -1,6 +1,7 @@
 """Proxy training: train a small copy of a layout on synthetic tasks, write a metrics JSON.
 
     python train_proxy.py [--config proxy.yaml] [--steps N] [--device cuda] [--quiet] [--progress-json]
+                          [--save-weights model.pt]
     torchrun --nproc_per_node N train_proxy.py [...]        (torch.distributed DDP: NCCL on GPU, gloo on CPU)
 
 Needs only torch and two files beside this one: model.py (`build_model(path)` -> a module whose forward takes
@@ -63,6 +64,7 @@ class ProxyConfig:
     layout: str = "proxy_layout.json"     # the proxy's layout file, read by model.py (relative to proxy.yaml)
     model: str = "model.py"               # the model file with build_model(path)
     metrics: str = "metrics.json"         # where rank 0 writes the metrics
+    save_weights: str = ""                # after training, rank 0 saves model.state_dict() here ("" = not saved)
     # data: every task shares vocab_size and seq_len; {task: {param: value}} overrides proxy_tasks.TASKS
     tasks: dict = field(default_factory=lambda: {"mqar": {}})
     vocab_size: int = 256
@@ -271,9 +273,13 @@ def build_model(cfg: ProxyConfig, root: Path) -> torch.nn.Module:
 
 
 def kernels_of(model: torch.nn.Module, device: torch.device) -> str:
-    """'triton' or 'torch': the kernel path model.py takes on `device` (forward and backward alike)."""
+    """'triton' or 'torch': the kernel path model.py takes on `device` in training; 'triton (torch scan)' where
+    fla-core's scan backward is known to be wrong and training takes the torch scan (model.fla_scan_backward_ok)."""
     module = sys.modules.get(type(model).__module__)
-    return module.kernels_in_use(device) if hasattr(module, "kernels_in_use") else "torch"
+    kernels = module.kernels_in_use(device) if hasattr(module, "kernels_in_use") else "torch"
+    if kernels == "triton" and hasattr(module, "fla_kernels") and not module.fla_kernels().scan_backward:
+        return "triton (torch scan)"
+    return kernels
 
 
 @torch.no_grad()
@@ -441,12 +447,29 @@ def _train(cfg, root, model, quiet, device, rank, world, progress=None) -> dict:
         "corpus": results["text"]["corpus"] if "text" in results else None,
         "config": dataclasses.asdict(cfg),
     }
+    if rank == 0 and cfg.save_weights:
+        metrics["weights"] = str(save_weights(model, root / cfg.save_weights))
     if rank == 0 and cfg.metrics:
         out = root / cfg.metrics
         tmp = out.with_name(f".{out.name}.tmp")
         tmp.write_text(json.dumps(metrics, indent=1))
         os.replace(tmp, out)
     return metrics
+
+
+def save_weights(model: torch.nn.Module, path: Path) -> Path:
+    """model.state_dict() on the CPU, written with torch.save to a temporary file beside `path`, then renamed:
+    a reader never sees half a checkpoint. Load it with model.load_state_dict(torch.load(path))."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
 
 
 def json_progress(every_s: float = 0.5):
@@ -472,6 +495,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--task", help="comma-separated task names (their default parameters); "
                                    f"tasks: {', '.join(tasks.TASKS)}")
     ap.add_argument("--metrics", help="metrics JSON path (relative to the config's directory)")
+    ap.add_argument("--save-weights", metavar="PATH",
+                    help="save the trained model.state_dict() here (relative to the config's directory)")
     ap.add_argument("--quiet", action="store_true", help="no progress line")
     ap.add_argument("--progress-json", action="store_true",
                     help='progress as JSON lines on stdout ({"step", "steps", "loss"}, about twice a second), '
@@ -483,6 +508,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["MODEL_KERNELS"] = args.kernels
     overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                  "device": args.device, "metrics": args.metrics,
+                 "save_weights": args.save_weights,
                  "tasks": args.task.split(",") if args.task else None}
     try:
         cfg = load_config(args.config, **overrides)
