@@ -5,6 +5,9 @@ and fewer layers overall), writing bench/results/minipuzzle.json and .html.
     python bench/minipuzzle.py --device cuda          # H200, torch kernels: about 7-8 minutes (estimate, see below)
     python bench/minipuzzle.py --tiny                 # CPU check, well under 2 minutes
 
+Needs PuLP (the integer programs); it is checked before the parent is trained. plotly is optional: without
+it the JSON is written and the HTML report skipped.
+
 GPU defaults (estimates, not yet measured): parent hidden 512, 30 layers -> 31 layers `M-M-M*-...` with 3
 attention layers, 57.5M parameters; 1,500 steps x 32 x 512 tokens (24.6M tokens) at ~200k tokens/s ~ 2 min;
 importance 128 samples x 32 ablations ~ 10 s; 3 candidates x 150 steps and the winner's 600 steps of
@@ -14,7 +17,6 @@ Every step count is an option; `timings_s` in the JSON says where the time went.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -40,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
                          "search's scenario)")
     ap.add_argument("--context", type=int, default=None, help="serving context of the memory budget")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "minipuzzle"))
+    ap.add_argument("--results", default=str(ROOT / "bench" / "results"),
+                    help="where minipuzzle[_tiny].json and .html go (default bench/results)")
     args = ap.parse_args(argv)
     tiny = args.tiny
     d = dict(device="cpu" if tiny else "cuda", hidden=32 if tiny else 512, layers=12 if tiny else 30,
@@ -47,13 +51,18 @@ def main(argv: list[str] | None = None) -> int:
              batch_size=4 if tiny else 32, seq_len=32 if tiny else 512, keep_fraction=0.95 if tiny else 0.80,
              context=2048 if tiny else 65536 + 1024)
     o = {k: (getattr(args, k) if getattr(args, k) is not None else v) for k, v in d.items()}
+    try:
+        import pulp  # noqa: F401
+    except ImportError:
+        print("error: PuLP is not installed (the layer selection's integer programs need it): carry the pulp wheel "
+              "(.whl/extra/pulp-*.whl) and pip install it before running this bench", file=sys.stderr)
+        return 2
 
     import torch
 
-    from designer.commands.minipuzzle import write_outputs
     from designer.layout import load_layout
     from designer.search.assumptions import Assumptions
-    from designer.search.puzzle.pipeline import PuzzleSettings, run_minipuzzle, train_parent
+    from designer.search.puzzle.pipeline import PuzzleSettings, run_minipuzzle, train_parent, write_outputs
     out = Path(args.out + ("-tiny" if tiny else ""))
     t0 = time.perf_counter()
     metrics = train_parent(load_layout("nemotron-h-56b"), out / "parent", hidden=o["hidden"], layers=o["layers"],
@@ -65,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = PuzzleSettings(samples=8 if tiny else 128, sample_len=o["seq_len"], candidates=2 if tiny else 3,
                               short_steps=o["short_steps"], long_steps=o["distill_steps"],
                               batch_size=o["batch_size"], seq_len=o["seq_len"], lr=1e-3, device=o["device"],
-                              assumptions=Assumptions(context=o["context"]))
+                              seed=0, assumptions=Assumptions(context=o["context"]))
     doc = run_minipuzzle(out / "parent", keep_fraction=o["keep_fraction"], settings=settings, out_dir=out,
                          say=lambda s: print(s, flush=True))
     doc["command"] = "python bench/minipuzzle.py " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -77,16 +86,16 @@ def main(argv: list[str] | None = None) -> int:
     doc["timings_s"]["parent_s"] = parent_s
     doc["timings_s"]["total_s"] = time.perf_counter() - t0
     name = "minipuzzle_tiny" if tiny else "minipuzzle"
-    results = ROOT / "bench" / "results"
-    write_outputs(doc, None, str(results / f"{name}.html"))
-    (results / f"{name}.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
+    results = Path(args.results)
+    for note in write_outputs(doc, None, str(results / f"{name}.html"), json_path=results / f"{name}.json"):
+        print(note, flush=True)
     s, p, mg = doc["student"], doc["parent"], doc["mip_vs_greedy"]
     print(f"parent {p['pattern']} loss {p['heldout_loss']:.4f}; student {s['pattern']} ({s['params']:,} params): "
           f"{s['loss_before_distill']:.4f} -> {s['loss_after_distill']:.4f} distilled, {s['loss_from_scratch']:.4f} "
           f"from scratch; saves {s['memory_bytes_saved'] / 2**20:.1f} MiB, {s['predicted_speedup']:.3f}x; "
           f"MIP {mg['mip']['retained_importance']:.4f} vs greedy "
           f"{mg['greedy']['retained_importance'] if mg['greedy'] else float('nan'):.4f}; "
-          f"{doc['timings_s']['total_s']:.0f} s -> bench/results/{name}.json")
+          f"{doc['timings_s']['total_s']:.0f} s -> {results / name}.json")
     return 0
 
 

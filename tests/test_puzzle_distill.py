@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 
 import numpy as np
@@ -172,3 +173,113 @@ def test_distill_command_from_keep_and_from_a_layout(parent_dir, tmp_path, capsy
     assert code == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["student"]["pattern"] == "M-*-" and doc["student"]["keep"] is not None
+
+
+# ---- issue 15 review: resume identity, exact MIP, dense families, checks before the expensive stages
+
+
+def test_resume_refuses_a_checkpoint_of_another_student_or_teacher(tmp_path):
+    from designer.search.puzzle.distill import DistillError
+    lay = tiny_layout()
+    teacher = tiny_model(lay)
+    start = tiny_model(lay, seed=1)
+    distill(teacher, copy.deepcopy(start), steps=4, out_dir=tmp_path, resume=True, checkpoint_every=1, stop_at=2,
+            run_id={"student": "M-*-M-", "keep": [0, 1, 2, 3, 4, 5]}, **TINY)
+    with pytest.raises(DistillError, match=r"differs in keep\)"):
+        distill(teacher, copy.deepcopy(start), steps=4, out_dir=tmp_path, resume=True,
+                run_id={"student": "M-*-M-", "keep": [0, 1, 2, 3, 6, 7]}, **TINY)
+    with pytest.raises(DistillError, match=r"differs in student_init\)"):     # another student's weights
+        distill(teacher, tiny_model(lay, seed=2), steps=4, out_dir=tmp_path, resume=True,
+                run_id={"student": "M-*-M-", "keep": [0, 1, 2, 3, 4, 5]}, **TINY)
+    with pytest.raises(DistillError, match=r"differs in teacher_weights\)"):  # another teacher
+        distill(tiny_model(lay, seed=3), copy.deepcopy(start), steps=4, out_dir=tmp_path, resume=True,
+                run_id={"student": "M-*-M-", "keep": [0, 1, 2, 3, 4, 5]}, **TINY)
+    r = distill(teacher, copy.deepcopy(start), steps=4, out_dir=tmp_path, resume=True,
+                run_id={"student": "M-*-M-", "keep": [0, 1, 2, 3, 4, 5]}, **TINY)
+    assert r["steps"] == 4 and len(r["loss_curve"]) == 4          # the same run resumes from step 2
+
+
+def _brute_force_best(pattern, counts, scores, rules):
+    kinds = {s: [i for i, c in enumerate(pattern) if c == s] for s in counts}
+    best = -1.0
+    for parts in itertools.product(*(itertools.combinations(kinds[s], counts[s]) for s in counts)):
+        keep = sorted(i for p in parts for i in p)
+        if selection_ok(pattern, keep, rules):
+            best = max(best, float(scores[keep].sum()))
+    return best
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_keep_layers_keeps_the_brute_force_best_importance_with_log_uniform_scores(seed):
+    from designer.search.place import keep_layers
+    pattern = "M-M-M*-M-M*-M-"
+    rules = ("NH001", "NH002", "NH003")
+    rng = np.random.default_rng(seed)
+    scores = 10 ** rng.uniform(-6, 0, len(pattern))          # six orders of magnitude
+    n = {s: pattern.count(s) for s in "M-*"}
+    checked = 0
+    for _ in range(6):
+        counts = {s: int(rng.integers(1, n[s] + 1)) for s in "M-*"}
+        best = _brute_force_best(pattern, counts, scores, rules)
+        keep = keep_layers(pattern, counts, scores, rule_ids=set(rules))
+        if best < 0:
+            assert keep is None
+            continue
+        checked += 1
+        assert selection_ok(pattern, keep, rules)
+        assert {s: sum(pattern[i] == s for i in keep) for s in "M-*"} == counts
+        assert scores[keep].sum() / scores.sum() >= best / scores.sum() - 1e-9, (counts, keep)
+    assert checked >= 3
+
+
+def test_dense_parent_keeps_attention_mlp_pairs():
+    from designer.search.puzzle.pipeline import select_stage
+    parent = tiny_layout("*-*-*-*-").replace(family="llama")
+    costs = Costs(parent, Assumptions())
+    full = costs.of_keep(range(parent.num_layers)).memory_bytes
+    # an unpaired drop (one attention layer, keep its MLP) would retain the most importance: not allowed
+    scores = np.array([0.1, 0.9, 0.5, 0.6, 0.5, 0.6, 0.5, 0.6])
+    sel = select_stage(parent, scores, 0.9 * full, Assumptions(), candidates=3)
+    assert "PAIRS" in sel["rules"]
+    for s in [sel["mip"], sel["greedy"], *sel["candidates"]]:
+        assert s.pattern == "*-" * (len(s.pattern) // 2), s.pattern
+    assert sel["mip"].keep == [2, 3, 4, 5, 6, 7]                   # the least important pair (0, 1) dropped
+    assert sel["greedy"].keep == [2, 3, 4, 5, 6, 7]
+
+
+def _exit_2(capsys, argv, *needles):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    for n in needles:
+        assert n in err[0], err[0]
+
+
+def test_commands_check_device_settings_and_budget_first(parent_dir, tmp_path, capsys):
+    base = ["--teacher", str(parent_dir)]
+    _exit_2(capsys, ["distill", *base, "--keep", "0,1", "--device", "tpu", "--out", str(tmp_path / "a")], "--device")
+    _exit_2(capsys, ["minipuzzle", *base, "--keep-fraction", "0.9", "--device", "tpu"], "--device")
+    if not torch.cuda.is_available():
+        _exit_2(capsys, ["distill", *base, "--keep", "0,1", "--device", "cuda", "--out", str(tmp_path / "a")],
+                "no CUDA")
+        _exit_2(capsys, ["minipuzzle", *base, "--keep-fraction", "0.9", "--device", "cuda"], "no CUDA")
+    _exit_2(capsys, ["minipuzzle", *base, "--keep-fraction", "0.9", "--temperature", "0"], "--temperature")
+    _exit_2(capsys, ["minipuzzle", *base, "--keep-fraction", "0.9", "--lr", "-1"], "--lr")
+    _exit_2(capsys, ["minipuzzle", *base, "--keep-fraction", "0.9", "--hidden-mse", "-0.5"], "--hidden-mse")
+    _exit_2(capsys, ["minipuzzle", *base, "--budget-gib", "1e-9", "--context", "2048"], "no selection")
+    lay = tmp_path / "wide.yaml"
+    save_layout(load_layout(parent_dir / "proxy_layout.json").replace(pattern="M-", hidden_size=64), lay)
+    _exit_2(capsys, ["distill", *base, "--student", str(lay), "--out", str(tmp_path / "b")], "hidden_size")
+
+
+def test_distill_resume_with_another_keep_of_the_same_pattern_is_exit_2(parent_dir, tmp_path, capsys):
+    run = ["distill", "--teacher", str(parent_dir), "--steps", "2", "--batch-size", "4", "--seq-len", "32",
+           "--out", str(tmp_path / "d2"), "--json"]
+    assert main([*run, "--keep", "0,1,2,3"]) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main([*run, "--keep", "0,1,4,6", "--resume"])          # M-M- as well: another student
+    assert e.value.code == 2
+    assert "keep" in json.loads(capsys.readouterr().out)["error"]["message"]

@@ -84,17 +84,29 @@ def run(args: argparse.Namespace) -> int:
     for name in ("steps", "batch_size", "seq_len", "checkpoint_every"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if not args.lr > 0 or args.lr == float("inf"):
+        raise UsageError(f"--lr must be > 0 and finite, got {args.lr}")
+    if not args.temperature > 0:
+        raise UsageError(f"--temperature must be > 0, got {args.temperature}")
+    if not args.hidden_mse >= 0:
+        raise UsageError(f"--hidden-mse must be >= 0, got {args.hidden_mse}")
     import torch
 
-    from designer.search.puzzle.distill import DistillError, distill, heldout_loss, RunSettings
-    from designer.search.puzzle.modeldir import load_model_dir
+    from designer.search.puzzle.distill import DistillError, distill, heldout_loss, RunSettings, save_atomic
+    from designer.search.puzzle.modeldir import check_device, load_model_dir
     from designer.search.puzzle.student import init_student
+    check_device(args.device)
     teacher_layout, teacher, model_py = load_model_dir(args.teacher, device=args.device)
     notes: list[str] = []
     if args.keep is not None:
         keep = parse_keep(args.keep, teacher_layout.num_layers)
     else:
         wanted = load_layout(args.student)
+        for field in ("vocab_size", "hidden_size"):
+            if getattr(wanted, field) != getattr(teacher_layout, field):
+                raise UsageError(f"--student {args.student}: {field} {getattr(wanted, field)} differs from the "
+                                 f"teacher's {getattr(teacher_layout, field)}: a student must share the teacher's "
+                                 "vocabulary and hidden size")
         keep = subsequence(wanted.pattern, teacher_layout.pattern)
         if keep is None:
             notes.append(f"{wanted.pattern} is not a subsequence of the teacher's {teacher_layout.pattern}: "
@@ -110,12 +122,13 @@ def run(args: argparse.Namespace) -> int:
             student = model_py.build_model(args=model_args(model_py, wanted), device=args.device)
         report, close = bar_progress("distill", args.quiet or args.json or not sys.stderr.isatty())
         try:
-            teacher_loss = heldout_loss(teacher, RunSettings(kind="distill", task=args.task, seq_len=args.seq_len),
-                                        args.device)
+            teacher_loss = heldout_loss(teacher, RunSettings(kind="distill", task=args.task, seq_len=args.seq_len,
+                                                             seed=args.seed), args.device)
             result = distill(teacher, student, task=args.task, steps=args.steps, batch_size=args.batch_size,
                              seq_len=args.seq_len, lr=args.lr, temperature=args.temperature,
                              hidden_mse_weight=args.hidden_mse, out_dir=out, resume=args.resume, progress=report,
-                             device=args.device, seed=args.seed, checkpoint_every=args.checkpoint_every)
+                             device=args.device, seed=args.seed, checkpoint_every=args.checkpoint_every,
+                             run_id={"student": student_layout.pattern, "keep": keep})
         finally:
             close()
     except (DistillError, ValueError) as e:
@@ -123,8 +136,7 @@ def run(args: argparse.Namespace) -> int:
             raise
         raise UsageError(str(e)) from None
     from designer.layout import atomic_write_text
-    from designer.search.puzzle.distill import _save_checkpoint
-    _save_checkpoint(Path(out) / "student.pt", {k: v.detach().cpu() for k, v in student.state_dict().items()})
+    save_atomic(Path(out) / "student.pt", {k: v.detach().cpu() for k, v in student.state_dict().items()})
     save_layout(student_layout, Path(out) / "student.yaml", full=True)
     doc: dict[str, Any] = {"command": "designer distill " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["distill"]
                            else None,

@@ -4,7 +4,6 @@ activation importance of a trained model directory; the JSON `designer search --
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 from typing import Any
 
@@ -33,16 +32,6 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document")
 
 
-def _check_device(name: str) -> None:
-    import torch
-    if name == "cpu":
-        return
-    if not re.fullmatch(r"cuda(:\d+)?", name):
-        raise UsageError(f"--device: expected cpu, cuda or cuda:N, got {name!r}")
-    if not torch.cuda.is_available():
-        raise UsageError(f"--device {name}: torch sees no CUDA device")
-
-
 def _progress(enabled: bool):
     if not enabled:
         return None
@@ -56,9 +45,9 @@ def compute(args: argparse.Namespace) -> dict[str, Any]:
     """Load the directory, draw the samples, score layers and neurons; the importance document."""
     from designer.search.puzzle.importance import (importance_doc, layer_importance, neuron_importance,
                                                    samples_from_task)
-    from designer.search.puzzle.modeldir import load_model_dir
+    from designer.search.puzzle.modeldir import check_device, load_model_dir
 
-    _check_device(args.device)
+    check_device(args.device)
     layout, model, _ = load_model_dir(args.model_dir, weights=args.weights, device=args.device)
     if args.seq_len < 2:
         raise UsageError(f"--seq-len: expected at least 2 tokens, got {args.seq_len}")

@@ -38,10 +38,12 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
 
-def _bars(enabled: bool):
-    """A rich progress display: bar(name) gives a step callback for one run; close() stops it."""
+def _bars(enabled: bool, plain: bool = False):
+    """A rich progress display: bar(name) gives a step callback for one run; close() stops it. Not enabled:
+    no bars, and with plain=True the stage lines printed as plain lines on stderr (not a terminal)."""
     if not enabled:
-        return (lambda name: None), (lambda text: None), (lambda: None)
+        say = (lambda text: print(text, file=sys.stderr, flush=True)) if plain else (lambda text: None)
+        return (lambda name: None), say, (lambda: None)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     console = Console(stderr=True)
@@ -79,13 +81,21 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--keep-fraction must be in (0, 1), got {args.keep_fraction}")
     from designer.search.assumptions import Assumptions
     from designer.search.puzzle.distill import DistillError
-    from designer.search.puzzle.pipeline import PuzzleSettings, run_minipuzzle
+    from designer.search.puzzle.modeldir import check_device
+    from designer.search.puzzle.pipeline import check_settings, PuzzleSettings, run_minipuzzle, write_outputs
+    check_device(args.device)
     settings = PuzzleSettings(samples=args.samples, sample_len=args.seq_len, candidates=args.candidates,
                               short_steps=args.short_steps, long_steps=args.distill_steps,
                               batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr,
                               temperature=args.temperature, hidden_mse_weight=args.hidden_mse, device=args.device,
                               seed=args.seed, assumptions=Assumptions(hardware=args.hardware, context=args.context))
-    bar, say, close = _bars(not (args.quiet or args.json) and sys.stderr.isatty())
+    try:
+        check_settings(settings)
+    except DistillError as e:
+        raise UsageError(str(e).replace("hidden_mse_weight", "--hidden-mse").replace("temperature", "--temperature")
+                         .replace("lr must", "--lr must")) from None
+    quiet = args.quiet or args.json
+    bar, say, close = _bars(not quiet and sys.stderr.isatty(), plain=not quiet)
     try:
         doc = run_minipuzzle(args.teacher, budget_bytes=args.budget_gib * 2**30 if args.budget_gib else None,
                              keep_fraction=args.keep_fraction, settings=settings, out_dir=args.out, say=say, bar=bar)
@@ -94,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         close()
     doc["command"] = "designer minipuzzle " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["minipuzzle"] else None
-    write_outputs(doc, args.out, args.html)
+    for note in write_outputs(doc, args.out, args.html):
+        print(f"note: {note}", file=sys.stderr)
     if args.json:
         emit_json(doc)
         return 0
@@ -103,14 +114,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"{k:>14}: {v}")
     return 0
 
-
-def write_outputs(doc: dict, out: str | None, html_path: str | None) -> None:
-    import json
-    from pathlib import Path
-
-    from designer.layout import atomic_write_text
-    if out is not None:
-        atomic_write_text(Path(out) / "minipuzzle.json", json.dumps(doc, indent=1, default=str) + "\n")
-    if html_path is not None:
-        from designer.present.puzzle import report_html
-        atomic_write_text(html_path, report_html(doc))

@@ -1,21 +1,31 @@
 """Figures and pages of the MiniPuzzle stages (designer importance, designer minipuzzle; docs/minipuzzle.md):
-importance by depth per kind, the candidates' memory vs held-out loss, the learning curves, the report."""
+importance by depth per kind, the candidates' memory vs held-out loss, the learning curves, the report.
+plotly (and designer.present.figures, which needs it) is imported by the figure functions only: summary_rows
+works without it."""
 from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Any
-
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
+from typing import TYPE_CHECKING, Any
 
 from designer.layout import atomic_write_text
-from designer.present.figures import KIND_COLOURS, KIND_LABELS
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+
+def _plotly():
+    import plotly.graph_objects as go
+
+    from designer.present.figures import KIND_COLOURS, KIND_LABELS
+    return go, KIND_COLOURS, KIND_LABELS
 
 
 def importance_figure(doc: dict[str, Any]) -> go.Figure:
     """Two panels sharing the depth axis: the pre-LM-head MSE with the layer ablated (log scale) and the
     change of the next-token loss; one trace per layer kind, so the kinds rank side by side."""
+    from plotly.subplots import make_subplots
+    go, KIND_COLOURS, KIND_LABELS = _plotly()
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
                         subplot_titles=("pre-LM-head MSE with the layer's output zeroed",
                                         "next-token loss change (nats per token)"))
@@ -48,6 +58,7 @@ def write_importance_html(path: str | Path, doc: dict[str, Any]) -> None:
 
 def kept_importance_figure(doc: dict[str, Any]) -> go.Figure:
     """A MiniPuzzle run's layer importance by depth per kind, the dropped layers outlined."""
+    go, KIND_COLOURS, KIND_LABELS = _plotly()
     imp = doc["importance"]
     kept = set(doc["student"]["keep"])
     fig = go.Figure()
@@ -62,6 +73,7 @@ def kept_importance_figure(doc: dict[str, Any]) -> go.Figure:
 
 
 def candidates_figure(doc: dict[str, Any]) -> go.Figure:
+    go = _plotly()[0]
     rows = doc["candidates"]
     fig = go.Figure()
     fig.add_scatter(x=[r["memory_bytes"] / 2**20 for r in rows], y=[r["loss_after_short_distill"] for r in rows],
@@ -76,6 +88,7 @@ def candidates_figure(doc: dict[str, Any]) -> go.Figure:
 
 
 def curves_figure(doc: dict[str, Any]) -> go.Figure:
+    go = _plotly()[0]
     fig = go.Figure()
     s = doc["student"]
     fig.add_scatter(y=s["distill_curve"], name="winner: distillation loss (KL)")

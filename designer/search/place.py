@@ -1,7 +1,9 @@
 """Which layers a candidate keeps (prune mode: an exact integer program) or where they go (fresh mode).
 
 `keep_layers` solves, with PuLP's CBC: binary x_i = keep base layer i;
-  maximise   sum_i importance_i x_i  (+ tiny tie-breaks: keep Mamba/FFN pairs together, attention evenly spread)
+  maximise   sum_i importance_i x_i, exactly; then, among the choices that keep that importance (a second
+             program with it as a constraint), the tie-breaks: keep Mamba/FFN pairs together, attention evenly
+             spread (a second answer that keeps less importance than the first, by solver tolerance, is not used)
   subject to sum of x over each kind = the candidate's count;
              NH001 (when selected): every kept non-Mamba layer has a kept Mamba layer before it;
              NH002: every kept non-FFN layer has a kept FFN after it;
@@ -21,7 +23,8 @@ import numpy as np
 from designer.layout import ATTENTION, MAMBA, MLP, MOE, Layout
 
 FFN = (MLP, MOE)
-TIE = 1e-4          # tie-break weights stay far below any importance difference that matters
+TIE = 1e-4          # weight of the attention-spread term against the pair term in the second (tie-break) pass
+KEEP_TOL = 1e-9     # the second pass may lose at most this share of the first pass's (normalised) importance
 
 
 def keep_layers(base_pattern: str, counts: dict[str, int], importance: Sequence[float] | None = None, *,
@@ -53,8 +56,8 @@ def keep_layers(base_pattern: str, counts: dict[str, int], importance: Sequence[
         targets = np.linspace(0, len(att) - 1, k) if k > 1 else np.array([(len(att) - 1) / 2])
         for r, i in enumerate(att):
             spread[i] = -float(np.min(np.abs(targets - r))) / len(att)
-    prob += pulp.lpSum((imp[i] / scale) * x[i] + TIE * spread[i] * x[i] for i in range(n)) \
-        + TIE * pulp.lpSum(y.values())
+    importance_expr = pulp.lpSum((imp[i] / scale) * x[i] for i in range(n))
+    tie_expr = pulp.lpSum(TIE * spread[i] * x[i] for i in range(n)) + pulp.lpSum(y.values())
     is_ffn = [c in FFN for c in base_pattern]
     if "NH001" in rule_ids:
         for j in range(n):
@@ -84,10 +87,23 @@ def keep_layers(base_pattern: str, counts: dict[str, int], importance: Sequence[
                 m = b_pos - a_pos + 1
                 others = [x[t] for t in range(a, b + 1) if base_pattern[t] != s]
                 prob += pulp.lpSum(x[t] for t in idx[a_pos:b_pos + 1]) - limit <= m * pulp.lpSum(others)
+    # pass 1: the most importance, nothing else in the objective
+    prob.setObjective(importance_expr)
     prob.solve(_solver(time_limit_s))
     if prob.sol_status not in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
         return None
-    return [i for i in range(n) if (x[i].value() or 0) > 0.5]
+    first = [i for i in range(n) if (x[i].value() or 0) > 0.5]
+    if not y and not np.any(spread):
+        return first
+    # pass 2: that importance held (to a tiny relative tolerance), the tie-breaks optimised
+    best = float(imp[first].sum())
+    prob += importance_expr >= (best - KEEP_TOL * max(abs(best), 1e-12)) / scale, "keep_importance"
+    prob.setObjective(tie_expr)
+    prob.solve(_solver(time_limit_s))
+    if prob.sol_status not in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
+        return first
+    second = [i for i in range(n) if (x[i].value() or 0) > 0.5]
+    return second if float(imp[second].sum()) >= best - 1e-12 * abs(best) else first
 
 
 def _solver(time_limit_s: float):

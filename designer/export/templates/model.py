@@ -692,6 +692,7 @@ class Mamba2Mixer(nn.Module):
             initial = cache.ssm if cache is not None else None
             if torch.is_grad_enabled() and not fla_kernels().scan_backward:   # see fla_scan_backward_ok
                 y, new_state = ssd_chunked_scan(*scan_args, self.chunk_size, initial_state=initial)
+                y = y.to(x.dtype)   # as the Triton scan returns it
             else:
                 y, new_state = ssd_chunked_scan_triton(*scan_args, initial_state=initial)
             if cache is not None:

@@ -14,6 +14,9 @@ byte for `text`) for teacher, student and from-scratch model alike.
 Checkpoints (student weights, optimiser, step, data-generator and torch RNG states, the loss curve) are
 written atomically to out_dir/checkpoint.pt every `checkpoint_every` steps and at the end; with resume=True
 a run continues from it, and ends with the same weights as an uninterrupted run (same seed; bitwise on CPU).
+A checkpoint also records which run it is (the settings, fingerprints of the teacher's weights and of the
+student's initial weights, and the caller's run_id: student pattern, kept layers); resuming another is refused
+with a DistillError naming what differs.
 """
 from __future__ import annotations
 
@@ -120,15 +123,14 @@ def heldout_loss(model, settings: RunSettings, device: str = "cpu") -> float:
 
 def _vocab(model) -> int:
     """The task vocabulary: the proxy tasks use 256 tokens (bytes for `text`); never more than the model has."""
-    n = getattr(getattr(model, "args", None), "vocab_size", 256)
-    return min(256, n) if n >= 256 else n
+    return min(256, getattr(getattr(model, "args", None), "vocab_size", 256))
 
 
 # --------------------------------------------------------------------------------------------------
 # Checkpoints
 
 
-def _save_checkpoint(path: Path, state: dict) -> None:
+def save_atomic(path: Path, state: dict) -> None:
     """torch.save to a temporary file beside `path`, then rename: a reader never sees half a checkpoint."""
     import torch
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -141,6 +143,30 @@ def _save_checkpoint(path: Path, state: dict) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def fingerprint(model) -> str:
+    """A short hash of a model's parameter names, shapes and values (sum and sum of squares per tensor, in
+    float64): tells two teachers, or two students' initial weights, apart without hashing every byte."""
+    import hashlib
+
+    import torch
+    state = model.state_dict()
+    h = hashlib.sha1()
+    sums = []
+    for name, t in state.items():
+        h.update(f"{name}{tuple(t.shape)};".encode())
+        if t.numel():
+            t = t.detach().double()
+            sums.append(torch.stack([t.sum(), (t * t).sum()]))
+    if sums:
+        h.update(torch.stack(sums).cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _identity_diff(saved: dict | None, want: dict) -> list[str]:
+    saved = saved or {}
+    return sorted(k for k in set(want) | set(saved) if saved.get(k) != want.get(k))
 
 
 def load_checkpoint(path: Path) -> dict | None:
@@ -159,7 +185,8 @@ def load_checkpoint(path: Path) -> dict | None:
 
 
 def _run(model, loss_fn, settings: RunSettings, *, out_dir, resume: bool, progress: Progress | None,
-         device: str, stop_at: int | None, extra: dict | None = None) -> dict:
+         device: str, stop_at: int | None, run_id: dict | None = None) -> dict:
+    """run_id: which student (and teacher) this is, beside the settings: a checkpoint of another is refused."""
     import torch
     _check(settings)
     trainer = _trainer()
@@ -177,6 +204,10 @@ def _run(model, loss_fn, settings: RunSettings, *, out_dir, resume: bool, progre
             diff = sorted(k for k, v in settings.identity().items() if (state.get("settings") or {}).get(k) != v)
             raise DistillError(f"{ckpt_path}: the checkpoint is of another run (differs in {', '.join(diff)}); "
                                "use another --out or run without --resume")
+        diff = _identity_diff(state.get("run"), run_id or {})
+        if diff:
+            raise DistillError(f"{ckpt_path}: the checkpoint is of another student or teacher (differs in "
+                               f"{', '.join(diff)}); use another --out or run without --resume")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
@@ -194,11 +225,11 @@ def _run(model, loss_fn, settings: RunSettings, *, out_dir, resume: bool, progre
     def checkpoint(step: int) -> None:
         if ckpt_path is None:
             return
-        _save_checkpoint(ckpt_path, {"settings": settings.identity(), "step": step, "model": model.state_dict(),
+        save_atomic(ckpt_path, {"settings": settings.identity(), "step": step, "model": model.state_dict(),
                                      "optimizer": optimizer.state_dict(), "generator": gen.get_state(),
                                      "torch_rng": torch.get_rng_state(), "loss_curve": curve,
                                      "heldout_before": before, "train_s": t_spent + time.perf_counter() - t0,
-                                     **(extra or {})})
+                                     "run": dict(run_id or {})})
 
     t0 = time.perf_counter()
     model.train()
@@ -232,9 +263,12 @@ def _run(model, loss_fn, settings: RunSettings, *, out_dir, resume: bool, progre
 def distill(teacher, student, *, task: str = "text", steps: int, batch_size: int, seq_len: int, lr: float,
             temperature: float = 1.0, hidden_mse_weight: float = 0.0, out_dir=None, resume: bool = True,
             progress: Progress | None = None, device: str = "cpu", seed: int = 0, checkpoint_every: int = 50,
-            stop_at: int | None = None, eval_batches: int = 4, eval_batch_size: int = 16) -> dict:
+            stop_at: int | None = None, eval_batches: int = 4, eval_batch_size: int = 16,
+            run_id: dict | None = None) -> dict:
     """Train `student` (in place) to match `teacher`'s next-token distributions on `task`; see the module doc.
-    stop_at=N stops after step N (a run to resume later); the result then has finished False."""
+    stop_at=N stops after step N (a run to resume later); the result then has finished False. A checkpoint is
+    resumed only by the same settings, teacher (its weights' fingerprint), student initial weights and run_id
+    (what the caller says the student is, e.g. {"student": pattern, "keep": [...], "teacher": path})."""
     import torch
     import torch.nn.functional as F
     settings = RunSettings(kind="distill", task=task, steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr,
@@ -242,6 +276,7 @@ def distill(teacher, student, *, task: str = "text", steps: int, batch_size: int
                            checkpoint_every=checkpoint_every, eval_batches=eval_batches,
                            eval_batch_size=eval_batch_size)
     _check(settings)
+    ident = {"teacher_weights": fingerprint(teacher), "student_init": fingerprint(student), **(run_id or {})}
     teacher.to(torch.device(device)).eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
@@ -258,7 +293,7 @@ def distill(teacher, student, *, task: str = "text", steps: int, batch_size: int
         return loss
 
     result = _run(student, loss_fn, settings, out_dir=out_dir, resume=resume, progress=progress, device=device,
-                  stop_at=stop_at)
+                  stop_at=stop_at, run_id=ident)
     teacher.eval()
     return result
 
@@ -287,8 +322,9 @@ def train_from_scratch(layout, *, task: str = "text", steps: int, batch_size: in
         loss_sum, _ = trainer.answer_loss(logits, y)
         return loss_sum / max(int((y != trainer.tasks.IGNORE).sum()), 1)
 
+    ident = {"student": getattr(layout, "pattern", None), "student_init": fingerprint(model)}
     result = _run(model, loss_fn, settings, out_dir=out_dir, resume=resume, progress=progress, device=device,
-                  stop_at=stop_at)
+                  stop_at=stop_at, run_id=ident)
     result["model"] = model
     return result
 

@@ -154,12 +154,14 @@ def neuron_importance(model: nn.Module, samples: torch.Tensor, *, batch_size: in
 
 def rank_by_kind(pattern: str, scores: list[float]) -> dict[str, dict]:
     """Per kind present: its layer indices in depth order, their scores, and the indices most important first."""
+    from designer.search.puzzle.pipeline import kind_ranking
+    ranked = kind_ranking(pattern, scores)
     out: dict[str, dict] = {}
     for kind in SYMBOLS:
         idx = [i for i, s in enumerate(pattern) if s == kind]
         if idx:
             out[kind] = {"name": SYMBOLS[kind], "indices": idx, "scores": [scores[i] for i in idx],
-                         "ranked": sorted(idx, key=lambda i: (-scores[i], i))}
+                         "ranked": ranked[kind]}
     return out
 
 

@@ -46,9 +46,28 @@ def import_model_py(path: str | os.PathLike) -> ModuleType:
     return module
 
 
-def model_args(module: ModuleType, layout: Layout):
-    """The model file's ModelArgs for `layout`."""
+def model_args(module: ModuleType | None, layout: Layout):
+    """The model file's ModelArgs for `layout` (module None: the exported template's, model_export.model_args)."""
+    if module is None:
+        from designer.export.model_export import model_args as template_args
+        return template_args(layout)
     return module.ModelArgs.from_dict(layout_to_dict(layout, full=True))
+
+
+def check_device(name: str) -> None:
+    """--device: cpu, cuda or cuda:N that torch can use; LayoutError otherwise (the commands report it as one
+    line, exit 2)."""
+    import re
+
+    import torch
+    if name == "cpu":
+        return
+    if not re.fullmatch(r"cuda(:\d+)?", name):
+        raise LayoutError(f"--device: expected cpu, cuda or cuda:N, got {name!r}")
+    if not torch.cuda.is_available():
+        raise LayoutError(f"--device {name}: torch sees no CUDA device")
+    if ":" in name and int(name.split(":")[1]) >= torch.cuda.device_count():
+        raise LayoutError(f"--device {name}: torch sees {torch.cuda.device_count()} CUDA device(s)")
 
 
 def read_layout(path: Path) -> Layout:

@@ -28,6 +28,8 @@ from designer.search.assumptions import Assumptions, Metrics, evaluate
 
 FFN = (MLP, MOE)
 HYBRID_RULES = ("NH001", "NH002", "NH003")
+PAIRS = "PAIRS"          # llama/qwen2 models: the pattern must stay `*-` repeated (one HF decoder layer per pair)
+DENSE_FAMILIES = ("llama", "qwen2")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -35,7 +37,8 @@ HYBRID_RULES = ("NH001", "NH002", "NH003")
 
 
 def kind_ranking(pattern: str, scores: Sequence[float]) -> dict[str, list[int]]:
-    """Per layer kind, its layer indices from most to least important (ties: shallower first)."""
+    """Per layer kind (in order of first appearance), its layer indices from most to least important (ties:
+    shallower first). The one ranking: importance.rank_by_kind reports it too."""
     out: dict[str, list[int]] = {}
     for s in dict.fromkeys(pattern):
         idx = [i for i, c in enumerate(pattern) if c == s]
@@ -66,9 +69,11 @@ class Selection:
         return dataclasses.asdict(self)
 
 
-def rules_that_hold(pattern: str) -> tuple[str, ...]:
-    """The hybrid placement rules the parent's own pattern satisfies: a student must keep satisfying them."""
-    return tuple(r for r in HYBRID_RULES if selection_ok(pattern, range(len(pattern)), (r,)))
+def rules_that_hold(pattern: str, family: str | None = None) -> tuple[str, ...]:
+    """The hybrid placement rules the parent's own pattern satisfies: a student must keep satisfying them; a
+    dense family (llama, qwen2) adds PAIRS: the student's pattern is `*-` repeated, whole pairs kept."""
+    rules = tuple(r for r in HYBRID_RULES if selection_ok(pattern, range(len(pattern)), (r,)))
+    return rules + (PAIRS,) if family in DENSE_FAMILIES else rules
 
 
 def selection_ok(base: str, keep: Sequence[int], rule_ids: Sequence[str]) -> bool:
@@ -80,6 +85,9 @@ def selection_ok(base: str, keep: Sequence[int], rule_ids: Sequence[str]) -> boo
     if not kept:
         return False
     pat = [base[i] for i in kept]
+    if PAIRS in rule_ids and ("".join(pat) != "*-" * (len(pat) // 2)
+                              or any(base[i] != ATTENTION or i + 1 not in ks for i in kept[::2])):
+        return False
     if "NH001" in rule_ids and pat[0] != MAMBA:
         return False
     if "NH002" in rule_ids and pat[-1] not in FFN:
@@ -148,9 +156,10 @@ class CountPoint:
 
 
 def feasible_counts(parent: Layout, scores: np.ndarray, budget_bytes: float, costs: Costs,
-                    min_per_kind: int = 1) -> list[CountPoint]:
+                    min_per_kind: int = 1, pairs: bool = False) -> list[CountPoint]:
     """Every count vector (each kind from min_per_kind to all of it, at least one layer of each kind the
-    parent has) whose memory fits the budget, with its importance bound; best bound first."""
+    parent has) whose memory fits the budget, with its importance bound; best bound first. pairs: only as many
+    attention layers as FFNs (a dense family's `*-` pairs)."""
     kinds = list(dict.fromkeys(parent.pattern))
     ranked = {s: np.sort(scores[[i for i, c in enumerate(parent.pattern) if c == s]])[::-1] for s in kinds}
     ranges = [range(min(min_per_kind, len(ranked[s])), len(ranked[s]) + 1) for s in kinds]
@@ -158,7 +167,7 @@ def feasible_counts(parent: Layout, scores: np.ndarray, budget_bytes: float, cos
     out = []
     for combo in itertools.product(*ranges):
         counts = dict(zip(kinds, combo))
-        if not any(combo):
+        if not any(combo) or (pairs and counts.get(ATTENTION, 0) != counts.get(MLP, 0)):
             continue
         m = costs.of_counts(counts)
         if m.memory_bytes <= budget_bytes:
@@ -176,14 +185,15 @@ def mip_select(parent: Layout, scores: np.ndarray, budget_bytes: float, costs: C
     Returns (the best, every selection placed on the way)."""
     from designer.search.place import keep_layers
     t0 = time.perf_counter()
-    points = feasible_counts(parent, scores, budget_bytes, costs, min_per_kind) if points is None else points
+    points = feasible_counts(parent, scores, budget_bytes, costs, min_per_kind, PAIRS in rule_ids) \
+        if points is None else points
     best: Selection | None = None
     placed: list[Selection] = []
     for p in points:
         if best is not None and p.bound <= best.retained_importance + 1e-12:
             break
         keep = keep_layers(parent.pattern, p.counts, scores, rule_ids=set(rule_ids))
-        if keep is None:
+        if keep is None or not selection_ok(parent.pattern, keep, rule_ids):
             continue
         sel = _selection("mip", parent, keep, scores, costs)
         placed.append(sel)
@@ -197,14 +207,21 @@ def mip_select(parent: Layout, scores: np.ndarray, budget_bytes: float, costs: C
 def greedy_select(parent: Layout, scores: np.ndarray, budget_bytes: float, costs: Costs,
                   rule_ids: Sequence[str] = HYBRID_RULES, min_per_kind: int = 1) -> Selection | None:
     """Drop the least important layer (ranked per kind, the lowest score of all kinds first) whose removal keeps
-    the rules and at least min_per_kind of its kind, until the budget holds; None if it gets stuck."""
+    the rules and at least min_per_kind of its kind, until the budget holds; None if it gets stuck. Under PAIRS
+    (a dense family) the unit dropped is an `*-` pair, the least important pair (sum of scores) first."""
     t0 = time.perf_counter()
     keep = list(range(parent.num_layers))
+    pat = parent.pattern
+    if PAIRS in rule_ids:
+        units = [(i, i + 1) for i in range(len(pat) - 1) if pat[i] == ATTENTION and pat[i + 1] == MLP]
+    else:
+        units = [(i,) for i in range(len(pat))]
     while costs.of_keep(keep).memory_bytes > budget_bytes:
-        counts = counts_of(parent.pattern, keep)
-        for i in sorted(keep, key=lambda i: (float(scores[i]), -i)):
-            trial = [j for j in keep if j != i]
-            if counts[parent.pattern[i]] - 1 >= min_per_kind and selection_ok(parent.pattern, trial, rule_ids):
+        live = [u for u in units if all(i in keep for i in u)]
+        for u in sorted(live, key=lambda u: (float(scores[list(u)].sum()), -u[0])):
+            trial = [j for j in keep if j not in u]
+            left = counts_of(pat, trial)
+            if all(left[pat[i]] >= min_per_kind for i in u) and selection_ok(pat, trial, rule_ids):
                 keep = trial
                 break
         else:
@@ -229,7 +246,7 @@ def pareto_candidates(parent: Layout, scores: np.ndarray, points: list[CountPoin
         if any(s.counts == p.counts for s in out):
             continue
         keep = keep_layers(parent.pattern, p.counts, scores, rule_ids=set(rule_ids))
-        if keep is not None:
+        if keep is not None and selection_ok(parent.pattern, keep, rule_ids):
             out.append(_selection("mip", parent, keep, scores, costs))
     return out[:k]
 
@@ -280,16 +297,24 @@ def budget_bytes_for(parent_memory: float, *, budget_bytes: float | None, keep_f
     return budget_bytes
 
 
+def check_budget(parent: Layout, budget: float, costs: Costs) -> None:
+    """LayoutError when even one layer of each kind does not fit the budget (checked before any model runs)."""
+    smallest = costs.of_counts({s: 1 for s in dict.fromkeys(parent.pattern)}).memory_bytes
+    if smallest > budget:
+        raise LayoutError(f"no selection of the parent's layers fits {budget / 2**30:.4f} GiB; one layer of each "
+                          f"kind needs {smallest / 2**30:.4f} GiB", key="budget")
+
+
 def select_stage(parent: Layout, scores: np.ndarray, budget: float, assumptions: Assumptions,
                  candidates: int = 3) -> dict[str, Any]:
     """Stages 2-3 (and the candidate list of stage 4) without any model: what `minipuzzle` decides."""
     costs = Costs(parent, assumptions)
-    rule_ids = rules_that_hold(parent.pattern)
-    points = feasible_counts(parent, scores, budget, costs)
+    rule_ids = rules_that_hold(parent.pattern, parent.family)
+    check_budget(parent, budget, costs)
+    points = feasible_counts(parent, scores, budget, costs, pairs=PAIRS in rule_ids)
     if not points:
-        smallest = costs.of_counts({s: 1 for s in dict.fromkeys(parent.pattern)}).memory_bytes
-        raise LayoutError(f"no selection of the parent's layers fits {budget / 2**30:.4f} GiB; one layer of each "
-                          f"kind needs {smallest / 2**30:.4f} GiB", key="budget")
+        raise LayoutError(f"no selection of the parent's layers fits {budget / 2**30:.4f} GiB with the layer "
+                          "pairs its family needs", key="budget")
     mip, _ = mip_select(parent, scores, budget, costs, rule_ids, points)
     greedy = greedy_select(parent, scores, budget, costs, rule_ids)
     cands = pareto_candidates(parent, scores, points, costs, candidates, rule_ids, mip)
@@ -327,7 +352,12 @@ def run_minipuzzle(teacher_dir, *, budget_bytes: float | None = None, keep_fract
     t = time.perf_counter()
     parent, teacher, model_py = load_model_dir(teacher_dir)
     teacher.to(torch.device(settings.device)).eval()
-    eval_settings = RunSettings(kind="distill", seq_len=settings.seq_len, batch_size=settings.batch_size)
+    eval_settings = RunSettings(kind="distill", seq_len=settings.seq_len, batch_size=settings.batch_size,
+                                seed=settings.seed)
+    a = settings.assumptions
+    parent_m = evaluate(parent, a)
+    budget = budget_bytes_for(parent_m.memory_bytes, budget_bytes=budget_bytes, keep_fraction=keep_fraction)
+    check_budget(parent, budget, Costs(parent, a))     # before the expensive stages
 
     # 1. importance
     say(f"stage 1: importance of {parent.num_layers} layers over {settings.samples} samples")
@@ -343,9 +373,6 @@ def run_minipuzzle(teacher_dir, *, budget_bytes: float | None = None, keep_fract
 
     # 2-3. ranking and selection
     t = time.perf_counter()
-    a = settings.assumptions
-    parent_m = evaluate(parent, a)
-    budget = budget_bytes_for(parent_m.memory_bytes, budget_bytes=budget_bytes, keep_fraction=keep_fraction)
     say(f"stage 2-3: selection under {budget / 2**20:.2f} MiB (parent {parent_m.memory_bytes / 2**20:.2f} MiB)")
     sel = select_stage(parent, scores, budget, a, settings.candidates)
     if sel["mip"] is None:
@@ -363,7 +390,7 @@ def run_minipuzzle(teacher_dir, *, budget_bytes: float | None = None, keep_fract
         r = distill(teacher, student, steps=settings.short_steps, temperature=settings.temperature,
                     hidden_mse_weight=settings.hidden_mse_weight, resume=out is not None,
                     out_dir=out / f"candidate-{n}" if out else None, progress=bar(f"candidate {n + 1}"),
-                    **settings.train_kwargs())
+                    run_id={"student": cand.pattern, "keep": cand.keep}, **settings.train_kwargs())
         rows.append({**cand.to_dict(), "loss_before_distill": r["heldout_loss_before"],
                      "loss_after_short_distill": r["heldout_loss_after"], "loss_curve": r["loss_curve"]})
         del student
@@ -378,7 +405,8 @@ def run_minipuzzle(teacher_dir, *, budget_bytes: float | None = None, keep_fract
     student_layout, student = init_student(teacher, parent, winner.keep, model_py=model_py)
     long = distill(teacher, student, steps=settings.long_steps, temperature=settings.temperature,
                    hidden_mse_weight=settings.hidden_mse_weight, resume=out is not None,
-                   out_dir=out / "winner" if out else None, progress=bar("winner"), **settings.train_kwargs())
+                   out_dir=out / "winner" if out else None, progress=bar("winner"),
+                   run_id={"student": winner.pattern, "keep": winner.keep}, **settings.train_kwargs())
     timings["distill_s"] = time.perf_counter() - t
     t = time.perf_counter()
     say(f"stage 5: the same student from scratch ({settings.long_steps} steps)")
@@ -409,12 +437,49 @@ def run_minipuzzle(teacher_dir, *, budget_bytes: float | None = None, keep_fract
         "candidates": rows,
         "importance": {"metric": doc.get("metric"), "scores": scores.tolist(),
                        "kinds": list(parent.pattern), "ranking": sel["ranking"],
-                       "layers": layer if isinstance(layer, (dict, list)) else None},
+                       "layers": layer},
         "budget": {"memory_bytes": budget, "keep_fraction": keep_fraction, "rules": sel["rules"],
                    "feasible_count_vectors": sel["feasible_count_vectors"], "assumptions": a.to_dict()},
         "settings": {k: v for k, v in dataclasses.asdict(settings).items() if k != "assumptions"},
         "timings_s": timings,
     }
+
+
+def check_settings(settings: PuzzleSettings) -> None:
+    """The distillation settings (temperature, lr, hidden-MSE weight, steps, sizes) checked as the stages will
+    check them, before any model runs: DistillError."""
+    from designer.search.puzzle.distill import DistillError, RunSettings, _check
+    if not settings.lr > 0 or settings.lr == float("inf"):
+        raise DistillError(f"lr must be > 0 and finite, got {settings.lr!r}")
+    for steps in (settings.short_steps, settings.long_steps):
+        rs = RunSettings(kind="distill", steps=steps, batch_size=settings.batch_size, seq_len=settings.seq_len,
+                         lr=settings.lr, temperature=settings.temperature,
+                         hidden_mse_weight=settings.hidden_mse_weight, seed=settings.seed)
+        _check(rs)
+        rs.trainer_config()
+
+
+def write_outputs(doc: dict, out_dir, html_path=None, json_path=None) -> list[str]:
+    """minipuzzle.json under out_dir (and/or at json_path), atomically, then the HTML report when plotly imports
+    (designer.present.puzzle is imported only here: the pipeline runs without plotly). Returns notes."""
+    import json
+    from pathlib import Path
+
+    from designer.layout import atomic_write_text
+    text = json.dumps(doc, indent=1, default=str) + "\n"
+    if out_dir is not None:
+        atomic_write_text(Path(out_dir) / "minipuzzle.json", text)
+    if json_path is not None:
+        atomic_write_text(json_path, text)
+    notes = []
+    if html_path is not None:
+        try:
+            import plotly  # noqa: F401
+        except ImportError:
+            return [f"plotly not installed: no HTML ({html_path} not written)"]
+        from designer.present.puzzle import report_html
+        atomic_write_text(html_path, report_html(doc))
+    return notes
 
 
 def train_parent(base: Layout, out_dir, *, hidden: int, layers: int, steps: int, batch_size: int, seq_len: int,

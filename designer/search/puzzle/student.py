@@ -14,7 +14,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from designer.layout import MLP, Layout, layout_to_dict
+from designer.layout import MLP, Layout
 from designer.search.place import kept_pattern
 from designer.search.puzzle.importance import block_parts
 
@@ -105,7 +105,8 @@ def init_student(teacher_model: nn.Module, teacher_layout: Layout, keep_layers: 
     layout = student_layout(teacher_layout, keep_layers, neuron_keep)
     module = _model_module(teacher_model, model_py)
     ref = teacher_model.lm_head.weight
-    args = module.ModelArgs.from_dict(layout_to_dict(layout, full=True))
+    from designer.search.puzzle.modeldir import model_args
+    args = model_args(module, layout)
     student = module.build_model(args=args, device=ref.device, dtype=ref.dtype)
     t_parts, s_parts = block_parts(teacher_model), block_parts(student)
     if len(t_parts) != teacher_layout.num_layers:
