@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -21,19 +20,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from designer.layout import atomic_write_text, load_layout  # noqa: E402
+from designer.measure import MEASURED_DIR, error_summary, relative_error  # noqa: E402
 from designer.profile.analytic import prepare  # noqa: E402
 from designer.profile.hardware import load_hardware  # noqa: E402
 
-MEASURED = ROOT / "bench" / "results" / "measured"
 OUT = ROOT / "bench" / "results" / "measured_vs_predicted_h200.json"
 # the held-out grid: TTFT at batch 1, TPOT at batch 1/16/64 (other measured points are reported too)
 HELD_OUT = {("ttft", 1), ("tpot", 1), ("tpot", 16), ("tpot", 64)}
 
 
 def summarise(errors: list[float]) -> dict[str, float | int | None]:
-    a = [abs(e) for e in errors]
-    return {"points": len(a), "median_abs_error": round(statistics.median(a), 4) if a else None,
-            "max_abs_error": round(max(a), 4) if a else None}
+    s = error_summary(errors)
+    return {"points": len(errors), **{k: None if v is None else round(v, 4) for k, v in s.items()}}
 
 
 def compare(measured: dict, hardware: str) -> dict:
@@ -53,8 +51,8 @@ def compare(measured: dict, hardware: str) -> dict:
         row = {"metric": p["metric"], "batch": p["batch"], ("prompt" if p["metric"] == "ttft" else "context"): n,
                "measured_ms": round(1e3 * p["measured_s"], 3),
                "predicted_before_ms": round(1e3 * pred["before"], 3), "predicted_after_ms": round(1e3 * pred["after"], 3),
-               "error_before": round((pred["before"] - p["measured_s"]) / p["measured_s"], 4),
-               "error_after": round((pred["after"] - p["measured_s"]) / p["measured_s"], 4),
+               "error_before": round(relative_error(pred["before"], p["measured_s"]), 4),
+               "error_after": round(relative_error(pred["after"], p["measured_s"]), 4),
                "held_out_grid": (p["metric"], p["batch"]) in HELD_OUT}
         if "measured_peak_bytes" in p:
             row.update(measured_peak_gib=round(p["measured_peak_bytes"] / 2**30, 3),
@@ -80,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     hw = load_hardware(args.hardware)
     models = []
-    for path in sorted(MEASURED.glob("*_cuda_*.json")):
+    for path in sorted(MEASURED_DIR.glob("*_cuda_*.json")):
         doc = json.loads(path.read_text())
         doc = doc.get("timing", doc)
         m = compare(doc, args.hardware)

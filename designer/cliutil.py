@@ -105,3 +105,16 @@ def nonnegative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
     return value
+
+
+def progress_bar(*, description: str = "{task.description}", remaining: bool = False, loss: bool = False,
+                 transient: bool = False):
+    """The commands' rich progress bar on stderr: description, bar, done/total, elapsed time; `remaining` adds
+    the time left, `loss` a `loss` field each task carries. Raises ImportError where rich is missing."""
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+    columns = [TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    columns += [TimeRemainingColumn()] if remaining else []
+    columns += [TextColumn("{task.fields[loss]}")] if loss else []
+    return Progress(*columns, console=Console(stderr=True), transient=transient)

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from designer.cliutil import UsageError, emit_json, load_or_fail
+from designer.cliutil import UsageError, emit_json, load_or_fail, progress_bar
 
 BACKENDS = ("torch", "triton")
 DEFAULT_LAYOUTS = "nemotron-h-8b,llama-3.1-8b"
@@ -122,12 +122,9 @@ def _progress(enabled: bool):
     if not enabled:
         return None
     try:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        return progress_bar(transient=True)
     except ImportError:
         return None
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=Console(stderr=True), transient=True)
 
 
 def _measure(args: argparse.Namespace, backends: tuple[str, ...], doc: dict[str, Any]) -> dict[str, dict]:

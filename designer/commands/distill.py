@@ -10,7 +10,7 @@ import json
 import sys
 from typing import Any
 
-from designer.cliutil import UsageError, emit_json
+from designer.cliutil import UsageError, emit_json, progress_bar
 
 
 def build_parser(parser: argparse.ArgumentParser) -> None:
@@ -62,11 +62,7 @@ def bar_progress(label: str, quiet: bool):
     """A rich progress bar on stderr for one run of steps: returns (callback, close)."""
     if quiet:
         return None, lambda: None
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
-        TimeRemainingColumn
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TimeRemainingColumn(), TextColumn("{task.fields[loss]}"), console=Console(stderr=True))
+    bar = progress_bar(remaining=True, loss=True)
     task = bar.add_task(label, total=None, loss="")
     bar.start()
 

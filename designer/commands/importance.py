@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from designer.cliutil import UsageError, emit_json, positive_int
+from designer.cliutil import UsageError, emit_json, positive_int, progress_bar
 from designer.commands._paths import check_output_file
 from designer.layout import SYMBOLS, LayoutError, atomic_write_text
 
@@ -35,10 +35,7 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
 def _progress(enabled: bool):
     if not enabled:
         return None
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=Console(stderr=True), transient=True)
+    return progress_bar(transient=True)
 
 
 def compute(args: argparse.Namespace) -> dict[str, Any]:

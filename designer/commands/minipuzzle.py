@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from designer.cliutil import UsageError, emit_json
+from designer.cliutil import UsageError, emit_json, progress_bar
 
 
 def build_parser(parser: argparse.ArgumentParser) -> None:
@@ -44,11 +44,7 @@ def _bars(enabled: bool, plain: bool = False):
     if not enabled:
         say = (lambda text: print(text, file=sys.stderr, flush=True)) if plain else (lambda text: None)
         return (lambda name: None), say, (lambda: None)
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    console = Console(stderr=True)
-    prog = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TextColumn("{task.fields[loss]}"), console=console)
+    prog = progress_bar(loss=True)
     prog.start()
 
     def bar(name: str):

@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from designer.cliutil import EXIT_BAD_INPUT, UsageError, emit_json, load_or_fail, nonnegative_int, positive_int
+from designer.cliutil import (EXIT_BAD_INPUT, UsageError, emit_json, load_or_fail, nonnegative_int, positive_int,
+                              progress_bar)
 from designer.commands._paths import check_output_dir, check_output_file
 from designer.layout import umask
 from designer.measure.proxy import DEFAULT_HIDDEN, DEFAULT_LAYERS, load_trainer, size_flags_error
@@ -170,12 +171,7 @@ class BarProgress:
     """A rich progress bar on stderr: the candidates done, and the steps of the one training now."""
 
     def __init__(self, total: int):
-        from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[loss]}"),
-                            console=Console(stderr=True), transient=False)
+        self.bar = progress_bar(remaining=True, loss=True)
         self.overall = self.bar.add_task("candidates", total=total, loss="")
         self.current = None
         self.last = 0.0

@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from designer.cliutil import emit_json
+from designer.cliutil import emit_json, progress_bar
 from designer.layout import LayoutError
 from designer.present.format import GIB
 
@@ -70,10 +70,7 @@ def _progress_bar(enabled: bool):
     import contextlib
     if not enabled:
         return (lambda stage, done, total: None), contextlib.nullcontext()
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    bar = Progress(TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=Console(stderr=True), transient=False)
+    bar = progress_bar(description="{task.description:<9}")
     tasks: dict[str, int] = {}
     labels = {"prepare": "prepare", "search": "score", "place": "place"}
 

@@ -28,7 +28,6 @@ import dataclasses
 import json
 import math
 import re
-import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +37,9 @@ import numpy as np
 import yaml
 
 from designer.layout import Layout, LayoutError, atomic_write_text, layout_from_dict
-from designer.profile.hardware import HARDWARE_DIR, Efficiency, Hardware, HardwareError, hardware_from_dict, \
-    load_hardware
+from designer.measure import error_summary
+from designer.profile.hardware import HARDWARE_DIR, Efficiency, Hardware, HardwareError, forget_loaded, \
+    hardware_from_dict, load_hardware
 from designer.profile.roofline import Roofline
 from designer.profile.scenario import Scenario
 
@@ -438,9 +438,7 @@ def _errors(predicted: np.ndarray, points: list[dict]) -> list[dict[str, Any]]:
 
 
 def _summary(rows: list[dict]) -> dict[str, float | None]:
-    errs = [abs(r["error"]) for r in rows]
-    return {"median_abs_error": statistics.median(errs) if errs else None,
-            "max_abs_error": max(errs) if errs else None}
+    return error_summary([r["error"] for r in rows])
 
 
 def fit(micro: dict[str, Any], hardware: "str | Hardware", kernels: str, *, decode: str = "graph",
@@ -614,19 +612,5 @@ def write_profile(hardware_name: str, kernels: str, overrides: dict[str, Any], p
         new_data = yaml.safe_load(new_text)
     hardware_from_dict(new_data, source=str(path))     # never write a profile that does not load
     atomic_write_text(path, new_text)
-    _forget_loaded(hardware_name, path)
+    forget_loaded(path)
     return path
-
-
-def _forget_loaded(name: str, path: Path) -> None:
-    """Drop the profile from load_hardware's cache (by name or by path), so this process reads the new file."""
-    from designer.profile import hardware as hardware_module
-    cache = getattr(hardware_module, "_CACHE", None)
-    if not isinstance(cache, dict):
-        return
-    target = path.resolve()
-    for key in list(cache):
-        candidate = Path(key)
-        if key == name and path.parent.resolve() == HARDWARE_DIR.resolve() or \
-                (candidate.suffix in (".yaml", ".yml") and candidate.resolve() == target):
-            cache.pop(key, None)

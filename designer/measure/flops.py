@@ -39,7 +39,7 @@ from designer.export.model_export import model_args
 from designer.export.template import load_template
 from designer.layout import Layout
 from designer.profile.flops import forward_flops
-from designer.measure.timing import relative_error
+from designer.measure import relative_error
 
 KINDS = ("gemm", "attention", "scan")
 _LINEAR_SCAN: Callable | None = None   # the exported module's own linear_scan, while counting

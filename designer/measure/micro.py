@@ -30,7 +30,6 @@ import gc
 import importlib.metadata
 import math
 import shutil
-import statistics
 import subprocess
 import time
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ from designer.export.model_export import model_args
 from designer.export.template import load_template
 from designer.layout import Constraints, Layout, layout_to_dict
 from designer.measure.flops import reduced
-from designer.measure.timing import check_device, environment
+from designer.measure.timing import check_device, environment, median_s
 from designer.profile.blocks import ssd_chunked_flops
 
 FORMAT = "designer.micro/1"
@@ -122,23 +121,12 @@ def shell_key(layout: Layout) -> str:
 # timing
 
 
-def _cpu_median_s(fn: Callable[[], Any], warmup: int, iters: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def _timer(device: str) -> Callable[[Callable[[], Any], int, int], float]:
     """(fn, warmup, iters) -> median seconds: CUDA events on CUDA, perf_counter on the CPU."""
     if device == "cuda":
         from designer.measure.gpu import bench
         return lambda fn, warmup, iters: bench(fn, warmup=warmup, iters=iters)
-    return _cpu_median_s
+    return lambda fn, warmup, iters: median_s(fn, "cpu", warmup, iters)
 
 
 def _free_bytes(device: str) -> float:

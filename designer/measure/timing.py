@@ -29,6 +29,7 @@ import torch
 from designer.export.model_export import model_args
 from designer.export.template import load_template
 from designer.layout import Layout, atomic_write_text
+from designer.measure import error_summary, measured_path, relative_error  # noqa: F401  (relative_error: re-exported)
 from designer.profile.analytic import prepare
 
 KERNELS = ("torch", "triton")
@@ -65,7 +66,8 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _median_s(fn, device: str, warmup: int, iters: int) -> float:
+def median_s(fn, device: str, warmup: int, iters: int) -> float:
+    """Median seconds of `iters` calls of `fn` after `warmup` calls, synchronised on CUDA."""
     for _ in range(warmup):
         fn()
     times = []
@@ -104,11 +106,6 @@ def _peak(device: str, predicted_bytes: float) -> dict[str, Any]:
     measured = torch.cuda.max_memory_allocated()
     return {"predicted_peak_bytes": predicted_bytes, "measured_peak_bytes": measured,
             "peak_error": relative_error(predicted_bytes, measured)}
-
-
-def relative_error(predicted: float, measured: float) -> float | None:
-    """(predicted - measured) / measured; None when nothing was measured (strict JSON: no Infinity)."""
-    return None if measured <= 0 else (predicted - measured) / measured
 
 
 def measure_timing(layout: Layout, *, device: str = "cpu", kernels: str = "torch", hardware: str = "h200",
@@ -152,7 +149,7 @@ def measure_timing(layout: Layout, *, device: str = "cpu", kernels: str = "torch
                         return model(ids, cache=cache, logits_to_keep=1)
 
                     _reset_peak(device)
-                    measured = _median_s(prefill, device, warmup, iters)
+                    measured = median_s(prefill, device, warmup, iters)
                     predicted = roof.prefill_s(batch, prompt)
                     points.append({"metric": "ttft", "batch": batch, "prompt": prompt, "predicted_s": predicted,
                                    "measured_s": measured, "error": relative_error(predicted, measured),
@@ -175,11 +172,11 @@ def measure_timing(layout: Layout, *, device: str = "cpu", kernels: str = "torch
                         cache.position.fill_(context)
 
                     at_context()
-                    eager = _median_s(lambda: model(nxt, cache=cache), device, warmup, steps - warmup)
+                    eager = median_s(lambda: model(nxt, cache=cache), device, warmup, steps - warmup)
                     measured = eager
                     if graph is not None:
                         at_context()
-                        measured = _median_s(lambda: graph(nxt), device, warmup, steps - warmup)
+                        measured = median_s(lambda: graph(nxt), device, warmup, steps - warmup)
                     predicted = roof.tpot_s(batch, context)
                     points.append({"metric": "tpot", "batch": batch, "context": context, "predicted_s": predicted,
                                    "measured_s": measured, "measured_eager_s": eager,
@@ -189,14 +186,12 @@ def measure_timing(layout: Layout, *, device: str = "cpu", kernels: str = "torch
                     _free(device)
     finally:
         mod.set_kernels(previous)
-    errors = [abs(p["error"]) for p in points if p["error"] is not None]
     return {"layout": layout.name, "device": device, "kernels": kernels, "kernels_in_use": in_use,
             "dtype": str(dtype).removeprefix("torch."), "hardware": hardware, "precision": precision,
             "grid": {"prompts": list(prompts), "contexts": list(contexts), "batches": list(batches),
                      "warmup": warmup, "iters": iters},
             "points": points, "skipped": skipped,
-            "summary": {"median_abs_error": statistics.median(errors) if errors else None,
-                        "max_abs_error": max(errors) if errors else None},
+            "summary": error_summary([p["error"] for p in points]),
             "environment": environment(device),
             "note": None if device == "cuda" else
             f"predictions are for the {hardware} profile; CPU times only check the pipeline"}
@@ -212,7 +207,7 @@ def environment(device: str) -> dict[str, Any]:
 
 def default_save_path(result: dict[str, Any]) -> Path:
     """Where `--save` writes: bench/results/measured/LAYOUT_DEVICE_KERNELS.json (read by the app later)."""
-    return Path("bench/results/measured") / f"{result['layout']}_{result['device']}_{result['kernels']}.json"
+    return measured_path(result["layout"], result["kernels"], device=result["device"])
 
 
 def save(result: dict[str, Any], path: str | Path) -> Path:

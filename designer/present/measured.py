@@ -12,9 +12,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from designer.layout import REPO_ROOT
+from designer.measure import MEASURED_DIR, measured_path
 
-MEASURED_DIR = REPO_ROOT / "bench" / "results" / "measured"
 X_KEY = {"ttft": "prompt", "tpot": "context"}     # the length each metric is drawn over
 
 
@@ -22,14 +21,9 @@ class MeasuredFileError(ValueError):
     """A saved timing run that cannot be read; the message names the file and what is wrong."""
 
 
-def measured_path(layout: str, kernels: str, *, device: str = "cuda", directory: Path | None = None) -> Path:
-    """Where `designer measure --save` writes the run of `layout` on `device` with `kernels`."""
-    return Path(directory or MEASURED_DIR) / f"{layout}_{device}_{kernels}.json"
-
-
 def load_measured(layout: str, kernels: str, *, device: str = "cuda", directory: Path | None = None) -> dict | None:
     """The saved run of `layout` with `kernels` (None when there is none), its points checked."""
-    path = measured_path(layout, kernels, device=device, directory=directory)
+    path = measured_path(layout, kernels, device=device, directory=directory or MEASURED_DIR)
     if not path.is_file():
         return None
     try:
@@ -86,7 +80,7 @@ def overlay(profile: dict, *, device: str = "cuda", directory: Path | None = Non
     """(the saved run to draw over the latency curves of `profile` (a `Profile.to_dict()`), or None; a line for
     the page saying what is drawn or why not, or None when there is no run for its layout and kernel backend)."""
     s, layout = profile["setup"], profile["layout"]
-    path = measured_path(layout, s["kernels"], device=device, directory=directory)
+    path = measured_path(layout, s["kernels"], device=device, directory=directory or MEASURED_DIR)
     try:
         run = load_measured(layout, s["kernels"], device=device, directory=directory)
     except MeasuredFileError as e:

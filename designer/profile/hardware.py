@@ -322,3 +322,13 @@ def load_hardware(ref: "str | Path | Hardware") -> Hardware:
     hw = hardware_from_dict(data, source=str(path))
     _CACHE[key] = hw
     return hw
+
+
+def forget_loaded(path: "str | Path") -> None:
+    """Drop a profile file from load_hardware's cache (keyed by name or by path) once the file has changed,
+    so this process reads it anew."""
+    target = Path(path).resolve()
+    for key in list(_CACHE):
+        file = Path(key) if Path(key).suffix in (".yaml", ".yml") else HARDWARE_DIR / f"{key}.yaml"
+        if file.resolve() == target:
+            del _CACHE[key]
