@@ -2,7 +2,8 @@
 task, then `designer minipuzzle` under a budget that forces about the 56B -> 47B cut (fewer attention layers
 and fewer layers overall), writing bench/results/minipuzzle.json and .html.
 
-    python bench/minipuzzle.py --device cuda          # H200, torch kernels: about 7-8 minutes (estimate, see below)
+    python bench/minipuzzle.py --device cuda --budget-s 530   # H200: scaled to end inside 530 s
+    python bench/minipuzzle.py --device cuda          # H200, torch kernels, the full step counts below
     python bench/minipuzzle.py --tiny                 # CPU check, well under 2 minutes
 
 Needs PuLP (the integer programs); it is checked before the parent is trained. plotly is optional: without
@@ -41,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="budget as a share of the parent's memory (default 0.80: 56B -> 47B is 0.75 at the "
                          "search's scenario)")
     ap.add_argument("--context", type=int, default=None, help="serving context of the memory budget")
+    ap.add_argument("--budget-s", type=float, default=None,
+                    help="fit the run into this many seconds: a 40-step probe of the parent measures tokens/s, then "
+                         "the parent, candidate and winner step counts are scaled down together (never up) so the "
+                         "whole run is predicted to end inside the budget")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "minipuzzle"))
     ap.add_argument("--results", default=str(ROOT / "bench" / "results"),
                     help="where minipuzzle[_tiny].json and .html go (default bench/results)")
@@ -65,6 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     from designer.search.puzzle.pipeline import PuzzleSettings, run_minipuzzle, train_parent, write_outputs
     out = Path(args.out + ("-tiny" if tiny else ""))
     t0 = time.perf_counter()
+    plan = None
+    if args.budget_s:
+        probe = train_parent(load_layout("nemotron-h-56b"), out / "probe", hidden=o["hidden"], layers=o["layers"],
+                             steps=40, batch_size=o["batch_size"], seq_len=o["seq_len"], device=o["device"])
+        o, plan = fit_budget(o, args.budget_s - (time.perf_counter() - t0), probe["tokens_per_s"])
+        print(f"probe: {probe['tokens_per_s']:,.0f} tokens/s -> parent {o['parent_steps']} steps, candidates "
+              f"{o['short_steps']}, winner {o['distill_steps']} (predicted {plan['predicted_s']:.0f} s)", flush=True)
     metrics = train_parent(load_layout("nemotron-h-56b"), out / "parent", hidden=o["hidden"], layers=o["layers"],
                            steps=o["parent_steps"], batch_size=o["batch_size"], seq_len=o["seq_len"],
                            device=o["device"])
@@ -84,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     doc["parent"]["training"] = {k: metrics[k] for k in ("steps", "batch_size", "seq_len", "tokens_per_s", "train_s",
                                                          "kernels", "dtype")}
     doc["timings_s"]["parent_s"] = parent_s
+    doc["budget_plan"] = plan
     doc["timings_s"]["total_s"] = time.perf_counter() - t0
     name = "minipuzzle_tiny" if tiny else "minipuzzle"
     results = Path(args.results)
@@ -97,6 +110,26 @@ def main(argv: list[str] | None = None) -> int:
           f"{mg['greedy']['retained_importance'] if mg['greedy'] else float('nan'):.4f}; "
           f"{doc['timings_s']['total_s']:.0f} s -> {results / name}.json")
     return 0
+
+
+# Cost of each stage in parent-step equivalents, per step of that stage: a distillation step runs the teacher's
+# forward beside the student's step (~1.45x), the student is ~0.85x the parent; evaluations and importance are
+# the fixed overhead. Rough by design: the plan only has to land inside the budget.
+DISTILL_STEP_COST = 1.45 * 0.85
+SCRATCH_STEP_COST = 0.85
+FIXED_OVERHEAD_S = 45.0
+
+
+def fit_budget(o: dict, seconds_left: float, tokens_per_s: float) -> tuple[dict, dict]:
+    """Scale the step counts in `o` by one factor (<= 1) so the predicted run time fits `seconds_left`."""
+    step_s = o["batch_size"] * o["seq_len"] / tokens_per_s
+    candidates = 3
+    cost_steps = (o["parent_steps"] + DISTILL_STEP_COST * (candidates * o["short_steps"] + o["distill_steps"])
+                  + SCRATCH_STEP_COST * o["distill_steps"])
+    factor = min(1.0, max(0.05, (seconds_left - FIXED_OVERHEAD_S) / (cost_steps * step_s)))
+    new = {**o, **{k: max(min(o[k], 10), int(o[k] * factor)) for k in ("parent_steps", "short_steps", "distill_steps")}}
+    return new, {"probe_tokens_per_s": tokens_per_s, "factor": factor, "seconds_left": seconds_left,
+                 "predicted_s": FIXED_OVERHEAD_S + factor * cost_steps * step_s}
 
 
 if __name__ == "__main__":

@@ -156,7 +156,10 @@ def test_minipuzzle_end_to_end_on_the_cpu(parent_dir, tmp_path, capsys):
     assert 1 <= len(doc["candidates"]) <= 2 and sum(bool(r.get("winner")) for r in doc["candidates"]) == 1
     assert all(np.isfinite([s["loss_before_distill"], s["loss_after_distill"], s["loss_from_scratch"]]))
     assert (tmp_path / "out" / "minipuzzle.json").is_file() and (tmp_path / "out" / "student.pt").is_file()
-    assert "plotly" in html.read_text()
+    text = html.read_text()
+    assert "plotly" in text
+    assert '<script src="https://cdn' not in text          # the report opens offline: plotly.js is embedded
+    assert text.count("Plotly.newPlot") == 3                # importance by depth, candidates, learning curves
 
 
 def test_distill_command_from_keep_and_from_a_layout(parent_dir, tmp_path, capsys):

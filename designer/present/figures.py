@@ -490,3 +490,9 @@ def proxy_figure(ranked: list[dict], tasks: list[str], settings: str) -> go.Figu
     lay.update(entries)
     lay["barmode"] = "group"
     return figure(data, lay)
+
+
+def figure_divs(figures: list[Any]) -> list[str]:
+    """HTML divs for a self-contained report: plotly.js is embedded once, in the first (reports open offline)."""
+    import plotly.io as pio
+    return [pio.to_html(f, full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figures)]

@@ -64,10 +64,14 @@ def kept_importance_figure(doc: dict[str, Any]) -> go.Figure:
     fig = go.Figure()
     for kind in dict.fromkeys(imp["kinds"]):
         idx = [i for i, k in enumerate(imp["kinds"]) if k == kind]
-        fig.add_bar(x=idx, y=[imp["scores"][i] for i in idx], name=KIND_LABELS.get(kind, kind),
-                    marker_color=KIND_COLOURS.get(kind), marker_line_width=[0 if i in kept else 2 for i in idx],
+        # width 0.8 per bar: with barmode overlay plotly would size each kind's bars by its own spacing
+        fig.add_bar(x=idx, y=[imp["scores"][i] for i in idx], name=KIND_LABELS.get(kind, kind), width=0.8,
+                    marker_color=KIND_COLOURS.get(kind), marker_line_color="#222",
+                    marker_line_width=[0 if i in kept else 2 for i in idx],
+                    marker_opacity=[1.0 if i in kept else 0.35 for i in idx],
                     hovertext=["kept" if i in kept else "dropped" for i in idx])
-    fig.update_layout(title="Layer importance by depth (pre-LM-head MSE with the layer zeroed; outlined = dropped)",
+    fig.update_layout(title="Layer importance by depth (pre-LM-head MSE with the layer zeroed; faded and outlined "
+                            "= dropped)",
                       xaxis_title="layer", yaxis_title="importance", yaxis_type="log", barmode="overlay")
     return fig
 
@@ -117,8 +121,9 @@ def summary_rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def report_html(doc: dict[str, Any]) -> str:
+    from designer.present.figures import figure_divs
     figs = [kept_importance_figure(doc), candidates_figure(doc), curves_figure(doc)]
-    parts = [f.to_html(full_html=False, include_plotlyjs="cdn" if i == 0 else False) for i, f in enumerate(figs)]
+    parts = figure_divs(figs)
     table = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in summary_rows(doc))
     return ("<!doctype html><html><head><meta charset='utf-8'><title>MiniPuzzle report</title></head><body>"
             f"<h1>MiniPuzzle: {html.escape(doc['parent']['layout'])}</h1><table>{table}</table>"

@@ -23,11 +23,9 @@ def summary_table(profiles: list[dict[str, Any]]) -> str:
 
 def render_report(profiles: list[dict[str, Any]], sweeps: list[dict[str, Any]], notes: list[str] | None = None) -> str:
     """`notes`: lines shown above the table (e.g. what would fit for a layout that does not)."""
-    import plotly.io as pio
-
-    from designer.present.figures import compare_figures
+    from designer.present.figures import compare_figures, figure_divs
     figures = compare_figures(profiles, sweeps)
-    divs = [pio.to_html(f, full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figures)]
+    divs = figure_divs(figures)
     remarks = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes or [])
     assumptions = "".join(f"<li>{html.escape(a)}</li>" for a in profiles[0]["assumptions"])
     title = "designer compare: " + ", ".join(p["layout"] for p in profiles)

@@ -11,7 +11,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from designer.layout import SYMBOLS, atomic_write_text
-from designer.present.figures import FONT, KIND_COLOURS, KIND_LABELS
+from designer.present.figures import FONT, KIND_COLOURS, KIND_LABELS, figure_divs
 from designer.present.format import GIB
 REF_COLOURS = ("#D62728", "#9467BD", "#8C564B", "#E377C2")
 
@@ -148,10 +148,9 @@ def reference_line(ref: dict[str, Any]) -> str:
 
 
 def render_report(result: dict[str, Any], base_pattern: str, references: dict[str, str]) -> str:
-    import plotly.io as pio
     figs = [front_figure(result), front_3d_figure(result),
             strips_figure(pattern_rows(result, base_pattern, references), title="Patterns of the emitted layouts")]
-    divs = [pio.to_html(f, full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figs)]
+    divs = figure_divs(figs)
     a = result["assumptions"]
     notes = "".join(f"<li>{html.escape(s)}</li>" for s in a.get("sentences", []))
     budgets = "".join(f"<li>{html.escape(k)}: {html.escape(_budget_text(k, v))}</li>"
