@@ -107,6 +107,24 @@ def test_importance_steers_which_layers_are_kept_and_is_reported(tmp_path):
         assert cand.layout.pattern == "".join(base.pattern[i] for i in cand.kept)
 
 
+def test_importance_search_reports_the_greedy_choice_of_the_same_counts(tmp_path, capsys):
+    base = load_layout("nemotron-h-8b")
+    scores = np.random.default_rng(3).lognormal(0.0, 1.5, base.num_layers)
+    (tmp_path / "imp.json").write_text(json.dumps({"base": base.name, "scores": scores.tolist()}))
+    r = search(base, hardware="h100-sxm", importance=tmp_path / "imp.json", objectives="importance,throughput",
+               space={"keep": {"*": [2, 3], "M": [20, 24], "-": [20, 24]}}, top=6)
+    assert r.front
+    for cand in r.front:
+        g = cand.greedy
+        assert g is not None and g["keep"] is not None
+        assert sorted(g["pattern"]) == sorted(cand.layout.pattern)          # the same counts of each kind
+        assert g["importance"] == pytest.approx(scores[g["keep"]].sum() / scores.sum())
+        assert g["importance"] <= cand.importance + 1e-12                    # the integer program is exact
+    code, out, _ = cli(capsys, "--base", "nemotron-h-8b", "--importance", str(tmp_path / "imp.json"),
+                       "--objective", "importance,throughput", "--hardware", "h100-sxm", "--top", "3")
+    assert code == 0 and "greedy" in out, out
+
+
 @pytest.mark.parametrize("method,trials", [("nsga2", 1200), ("optuna", 300)])
 def test_evolutionary_methods_run_and_their_layouts_still_check_out(method, trials):
     r = search("nemotron-h-8b", hardware="h100-sxm", precision="fp8",

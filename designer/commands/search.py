@@ -167,7 +167,14 @@ def _print(result, doc: dict, args: argparse.Namespace) -> None:
                         str(r["mlp_intermediate_size"]), str(r["mamba_heads"]), f"{r['params'] / 1e9:.2f} B",
                         f"{r['memory_bytes'] / GIB:.2f} GiB", f"{r['throughput_tokens_per_s']:.4g}",
                         f"x{r['throughput_tokens_per_s'] / base_tps:.2f}", r["file"] or r["name"]])
-    for table in record_tables("Pareto front (emitted layouts)", headers, records, console.width, text_columns=(9,)):
+    if any(r.get("importance") is not None for r in doc["front"]):   # --importance: the exact choice vs greedy
+        headers.insert(9, "importance MIP / greedy")
+        records[0].insert(9, "1.000")
+        for rec, r in zip(records[1:], doc["front"]):
+            g = (r.get("greedy") or {}).get("importance")
+            rec.insert(9, f"{r['importance']:.3f} / " + ("stuck" if g is None else f"{g:.3f}"))
+    for table in record_tables("Pareto front (emitted layouts)", headers, records, console.width,
+                               text_columns=(len(headers) - 1,)):
         console.print(table)
     from designer.present.search import reference_line
     for ref in doc["references"]:

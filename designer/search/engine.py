@@ -134,6 +134,7 @@ class Candidate:
     warnings: list[str] = field(default_factory=list)
     file: str | None = None
     kept: list[int] | None = None        # prune mode: indices of the base layers kept
+    greedy: dict[str, Any] | None = None  # with importance: the greedy choice of the same counts, for comparison
 
     def row(self) -> dict[str, Any]:
         lay, m = self.layout, self.metrics
@@ -146,7 +147,7 @@ class Candidate:
                 "kv_cache_bytes": m["kv_cache_bytes"], "state_bytes": m["state_bytes"],
                 "activation_bytes": m["activation_bytes"], "throughput_tokens_per_s": m["throughput_tokens_per_s"],
                 "ttft_s": m["ttft_s"], "tpot_s": m["tpot_s"], "importance": self.importance,
-                "kept_base_layers": self.kept,
+                "kept_base_layers": self.kept, "greedy": self.greedy,
                 "warnings": list(self.warnings)}
 
 
@@ -389,7 +390,7 @@ def _materialise(base: Layout, space: SearchSpace, variant: int, counts: np.ndar
     want = {s: int(counts[k]) for k, s in enumerate(KINDS) if counts[k]}
     values = space.variant_values()[int(variant)]
     lay = apply_widths(base, values)
-    imp_value, keep = None, None
+    imp_value, keep, greedy = None, None, None
     if space.mode == "prune":
         keep = place.keep_layers(base.pattern, want, importance, rule_ids=rule_ids,
                                  max_consecutive=dict(base.constraints.max_consecutive))
@@ -398,6 +399,7 @@ def _materialise(base: Layout, space: SearchSpace, variant: int, counts: np.ndar
         pattern = place.kept_pattern(base, keep)
         if importance is not None:
             imp_value = float(importance[keep].sum() / importance.sum())
+            greedy = greedy_same_counts(base.pattern, want, importance, rule_ids)
     else:
         pattern = place.interleave(want)
     tag = f"{pattern.count(ATTENTION)}a{len(pattern)}l"
@@ -413,7 +415,22 @@ def _materialise(base: Layout, space: SearchSpace, variant: int, counts: np.ndar
     if broken:            # the vectorised score and the profiler disagree: never emit it, say so
         return None, f"{_describe(want, values)}: profiler re-check failed: {'; '.join(broken)}"
     warnings = [f"{v.rule}: {v.message}" for v in violations if v.severity == "warning"]
-    return Candidate(lay, m, imp_value, warnings, kept=keep), ""
+    return Candidate(lay, m, imp_value, warnings, kept=keep, greedy=greedy), ""
+
+
+def greedy_same_counts(base_pattern: str, want: dict[str, int], importance: np.ndarray,
+                       rule_ids: set[str]) -> dict[str, Any]:
+    """The greedy answer to the question the integer program solved exactly (keep `want` layers of each kind):
+    drop the least important layer the rules allow until the counts are met (place.greedy_drop)."""
+    keep = place.greedy_drop(base_pattern, importance, tuple(rule_ids),
+                             done=lambda k: place.counts_of(base_pattern, k) == {s: want.get(s, 0)
+                                                                                for s in dict.fromkeys(base_pattern)},
+                             may_drop=lambda kind, left: left[kind] > want.get(kind, 0))
+    if keep is None:
+        return {"keep": None, "pattern": None, "importance": None,
+                "note": "greedy gets stuck: every remaining drop would break a placement rule"}
+    return {"keep": keep, "pattern": "".join(base_pattern[i] for i in keep),
+            "importance": float(importance[keep].sum() / importance.sum())}
 
 
 def _describe(counts: dict[str, int], values: dict[str, int]) -> str:

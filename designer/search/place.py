@@ -16,15 +16,76 @@ and much tighter for the solver.) The rule engine checks every emitted layout an
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from designer.layout import ATTENTION, MAMBA, MLP, MOE, Layout
 
 FFN = (MLP, MOE)
+PAIRS = "PAIRS"     # llama/qwen2 models: the pattern must stay `*-` repeated (one HF decoder layer per pair)
 TIE = 1e-4          # weight of the attention-spread term against the pair term in the second (tie-break) pass
 KEEP_TOL = 1e-9     # the second pass may lose at most this share of the first pass's (normalised) importance
+
+
+def counts_of(pattern: str, keep: Sequence[int]) -> dict[str, int]:
+    out = {s: 0 for s in dict.fromkeys(pattern)}
+    for i in keep:
+        out[pattern[i]] += 1
+    return out
+
+
+def selection_ok(base: str, keep: Sequence[int], rule_ids: Sequence[str]) -> bool:
+    """Whether keeping `keep` of `base` satisfies the rules as keep_layers poses them (place.py): NH001 a kept
+    Mamba before every kept non-Mamba, NH002 a kept FFN after every kept non-FFN, NH003 a kept attention
+    layer keeps the FFN that follows it in the base (else: a kept FFN before the next kept non-FFN)."""
+    kept = sorted(keep)
+    ks = set(kept)
+    if not kept:
+        return False
+    pat = [base[i] for i in kept]
+    if PAIRS in rule_ids and ("".join(pat) != "*-" * (len(pat) // 2)
+                              or any(base[i] != ATTENTION or i + 1 not in ks for i in kept[::2])):
+        return False
+    if "NH001" in rule_ids and pat[0] != MAMBA:
+        return False
+    if "NH002" in rule_ids and pat[-1] not in FFN:
+        return False
+    if "NH003" in rule_ids:
+        for pos, i in enumerate(kept):
+            if base[i] != ATTENTION:
+                continue
+            if i + 1 < len(base) and base[i + 1] in FFN:
+                if i + 1 not in ks:
+                    return False
+            elif pos + 1 >= len(kept) or base[kept[pos + 1]] not in FFN:
+                return False
+    return True
+
+
+def greedy_drop(base: str, scores: Sequence[float], rule_ids: Sequence[str], *,
+                done: Callable[[list[int]], bool],
+                may_drop: Callable[[str, dict[str, int]], bool] = lambda kind, left: True) -> list[int] | None:
+    """The greedy answer keep_layers is compared with: from all of `base`, drop the least important unit (a
+    layer; under PAIRS an `*-` pair, by the sum of its scores; ties: the deeper first) whose kind may_drop(kind,
+    kept counts) allows and whose removal keeps selection_ok, until done(keep). None if it gets stuck."""
+    keep = list(range(len(base)))
+    score = np.asarray(scores, dtype=float)
+    if PAIRS in rule_ids:
+        units = [(i, i + 1) for i in range(len(base) - 1) if base[i] == ATTENTION and base[i + 1] == MLP]
+    else:
+        units = [(i,) for i in range(len(base))]
+    while not done(keep):
+        live = [u for u in units if all(i in keep for i in u)]
+        left = counts_of(base, keep)
+        for u in sorted(live, key=lambda u: (float(score[list(u)].sum()), -u[0])):
+            trial = [j for j in keep if j not in u]
+            if all(may_drop(base[i], left) for i in u) and selection_ok(base, trial, rule_ids):
+                keep = trial
+                break
+        else:
+            return None
+    return keep
 
 
 def keep_layers(base_pattern: str, counts: dict[str, int], importance: Sequence[float] | None = None, *,

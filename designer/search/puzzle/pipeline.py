@@ -23,12 +23,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from designer.layout import ATTENTION, MAMBA, MLP, MOE, Layout, LayoutError
+from designer.layout import ATTENTION, MLP, Layout, LayoutError
 from designer.search.assumptions import Assumptions, Metrics, evaluate
+from designer.search.place import PAIRS, counts_of, greedy_drop, selection_ok
 
-FFN = (MLP, MOE)
 HYBRID_RULES = ("NH001", "NH002", "NH003")
-PAIRS = "PAIRS"          # llama/qwen2 models: the pattern must stay `*-` repeated (one HF decoder layer per pair)
 DENSE_FAMILIES = ("llama", "qwen2")
 
 
@@ -76,34 +75,6 @@ def rules_that_hold(pattern: str, family: str | None = None) -> tuple[str, ...]:
     return rules + (PAIRS,) if family in DENSE_FAMILIES else rules
 
 
-def selection_ok(base: str, keep: Sequence[int], rule_ids: Sequence[str]) -> bool:
-    """Whether keeping `keep` of `base` satisfies the rules as keep_layers poses them (place.py): NH001 a kept
-    Mamba before every kept non-Mamba, NH002 a kept FFN after every kept non-FFN, NH003 a kept attention
-    layer keeps the FFN that follows it in the base (else: a kept FFN before the next kept non-FFN)."""
-    kept = sorted(keep)
-    ks = set(kept)
-    if not kept:
-        return False
-    pat = [base[i] for i in kept]
-    if PAIRS in rule_ids and ("".join(pat) != "*-" * (len(pat) // 2)
-                              or any(base[i] != ATTENTION or i + 1 not in ks for i in kept[::2])):
-        return False
-    if "NH001" in rule_ids and pat[0] != MAMBA:
-        return False
-    if "NH002" in rule_ids and pat[-1] not in FFN:
-        return False
-    if "NH003" in rule_ids:
-        for pos, i in enumerate(kept):
-            if base[i] != ATTENTION:
-                continue
-            if i + 1 < len(base) and base[i + 1] in FFN:
-                if i + 1 not in ks:
-                    return False
-            elif pos + 1 >= len(kept) or base[kept[pos + 1]] not in FFN:
-                return False
-    return True
-
-
 class Costs:
     """The profiler's metrics of the parent's selections, cached by the counts of kept layers per kind."""
 
@@ -128,13 +99,6 @@ class Costs:
 
     def of_keep(self, keep: Sequence[int]) -> Metrics:
         return self.of_counts(counts_of(self.parent.pattern, keep))
-
-
-def counts_of(pattern: str, keep: Sequence[int]) -> dict[str, int]:
-    out = {s: 0 for s in dict.fromkeys(pattern)}
-    for i in keep:
-        out[pattern[i]] += 1
-    return out
 
 
 def _selection(method: str, parent: Layout, keep: Sequence[int], scores: np.ndarray, costs: Costs,
@@ -206,27 +170,12 @@ def mip_select(parent: Layout, scores: np.ndarray, budget_bytes: float, costs: C
 
 def greedy_select(parent: Layout, scores: np.ndarray, budget_bytes: float, costs: Costs,
                   rule_ids: Sequence[str] = HYBRID_RULES, min_per_kind: int = 1) -> Selection | None:
-    """Drop the least important layer (ranked per kind, the lowest score of all kinds first) whose removal keeps
-    the rules and at least min_per_kind of its kind, until the budget holds; None if it gets stuck. Under PAIRS
-    (a dense family) the unit dropped is an `*-` pair, the least important pair (sum of scores) first."""
+    """place.greedy_drop until the budget holds (at least min_per_kind of each kind kept); None if it gets
+    stuck."""
     t0 = time.perf_counter()
-    keep = list(range(parent.num_layers))
-    pat = parent.pattern
-    if PAIRS in rule_ids:
-        units = [(i, i + 1) for i in range(len(pat) - 1) if pat[i] == ATTENTION and pat[i + 1] == MLP]
-    else:
-        units = [(i,) for i in range(len(pat))]
-    while costs.of_keep(keep).memory_bytes > budget_bytes:
-        live = [u for u in units if all(i in keep for i in u)]
-        for u in sorted(live, key=lambda u: (float(scores[list(u)].sum()), -u[0])):
-            trial = [j for j in keep if j not in u]
-            left = counts_of(pat, trial)
-            if all(left[pat[i]] >= min_per_kind for i in u) and selection_ok(pat, trial, rule_ids):
-                keep = trial
-                break
-        else:
-            return None
-    return _selection("greedy", parent, keep, scores, costs, time.perf_counter() - t0)
+    keep = greedy_drop(parent.pattern, scores, rule_ids, done=lambda k: costs.of_keep(k).memory_bytes <= budget_bytes,
+                       may_drop=lambda kind, left: left[kind] > min_per_kind)
+    return None if keep is None else _selection("greedy", parent, keep, scores, costs, time.perf_counter() - t0)
 
 
 def pareto_candidates(parent: Layout, scores: np.ndarray, points: list[CountPoint], costs: Costs, k: int,
