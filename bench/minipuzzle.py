@@ -74,13 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.budget_s:
         probe = train_parent(load_layout("nemotron-h-56b"), out / "probe", hidden=o["hidden"], layers=o["layers"],
                              steps=40, batch_size=o["batch_size"], seq_len=o["seq_len"], device=o["device"])
-        o, plan = fit_budget(o, args.budget_s - (time.perf_counter() - t0), probe["tokens_per_s"])
+        o, plan = fit_budget(o, args.budget_s - (time.perf_counter() - t0), probe["tokens_per_s"],
+                             candidates=2 if tiny else 3)
         print(f"probe: {probe['tokens_per_s']:,.0f} tokens/s -> parent {o['parent_steps']} steps, candidates "
               f"{o['short_steps']}, winner {o['distill_steps']} (predicted {plan['predicted_s']:.0f} s)", flush=True)
+    t_parent = time.perf_counter()
     metrics = train_parent(load_layout("nemotron-h-56b"), out / "parent", hidden=o["hidden"], layers=o["layers"],
                            steps=o["parent_steps"], batch_size=o["batch_size"], seq_len=o["seq_len"],
                            device=o["device"])
-    parent_s = time.perf_counter() - t0
+    parent_s = time.perf_counter() - t_parent
     print(f"parent: {metrics['params']:,} params, held-out {metrics['heldout_loss']['text']:.4f} nats/byte, "
           f"{metrics['tokens_per_s']:,.0f} tokens/s, {parent_s:.1f} s", flush=True)
     settings = PuzzleSettings(samples=8 if tiny else 128, sample_len=o["seq_len"], candidates=2 if tiny else 3,
@@ -120,16 +122,18 @@ SCRATCH_STEP_COST = 0.85
 FIXED_OVERHEAD_S = 45.0
 
 
-def fit_budget(o: dict, seconds_left: float, tokens_per_s: float) -> tuple[dict, dict]:
+def fit_budget(o: dict, seconds_left: float, tokens_per_s: float, candidates: int = 3) -> tuple[dict, dict]:
     """Scale the step counts in `o` by one factor (<= 1) so the predicted run time fits `seconds_left`."""
     step_s = o["batch_size"] * o["seq_len"] / tokens_per_s
-    candidates = 3
-    cost_steps = (o["parent_steps"] + DISTILL_STEP_COST * (candidates * o["short_steps"] + o["distill_steps"])
-                  + SCRATCH_STEP_COST * o["distill_steps"])
-    factor = min(1.0, max(0.05, (seconds_left - FIXED_OVERHEAD_S) / (cost_steps * step_s)))
+
+    def cost_steps(d: dict) -> float:
+        return (d["parent_steps"] + DISTILL_STEP_COST * (candidates * d["short_steps"] + d["distill_steps"])
+                + SCRATCH_STEP_COST * d["distill_steps"])
+    factor = min(1.0, max(0.05, (seconds_left - FIXED_OVERHEAD_S) / (cost_steps(o) * step_s)))
     new = {**o, **{k: max(min(o[k], 10), int(o[k] * factor)) for k in ("parent_steps", "short_steps", "distill_steps")}}
+    predicted_s = FIXED_OVERHEAD_S + cost_steps(new) * step_s
     return new, {"probe_tokens_per_s": tokens_per_s, "factor": factor, "seconds_left": seconds_left,
-                 "predicted_s": FIXED_OVERHEAD_S + factor * cost_steps * step_s}
+                 "predicted_s": predicted_s, "fits": predicted_s <= seconds_left}
 
 
 if __name__ == "__main__":

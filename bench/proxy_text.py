@@ -124,7 +124,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{cfg.name}: held-out {m['heldout_loss']['text']:.4f} nats/byte, "
                       f"{m['tokens_per_s']:,.0f} tokens/s ({result['elapsed_s']} s)", flush=True)
                 write_json(out, result)
-    result["ranking"] = ranking(result)
+    try:
+        result["ranking"] = ranking(result)
+    except ImportError as e:    # a machine with torch alone: add it later with --summarise
+        print(f"no ranking ({e}); run python bench/proxy_text.py --summarise {out}", file=sys.stderr)
     write_json(out, result)
     return 0
 
@@ -132,23 +135,24 @@ def main(argv: list[str] | None = None) -> int:
 def ranking(result: dict, alpha: float = 0.05) -> dict:
     """Candidates by mean held-out loss over seeds (mean, sample std) and Welch's t-test for every pair:
     the must-show's ranking with its spread and whether each ordering is significant at `alpha`."""
-    sys.path.insert(0, str(ROOT))
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
     from designer.measure.runs import mean_std, welch_t_test
     rows = []
     for c in result["candidates"]:
         if c["heldout_loss"]:
             m, sd = mean_std(c["heldout_loss"])
             rows.append({"layout": c["layout"], "role": c["role"], "params": c["params"], "mean": m, "std": sd,
-                         "seeds": len(c["heldout_loss"])})
+                         "seeds": len(c["heldout_loss"]), "losses": c["heldout_loss"]})
     rows.sort(key=lambda r: r["mean"])
     pairs = []
     for i, a in enumerate(rows):
         for b in rows[i + 1:]:
-            la = next(c["heldout_loss"] for c in result["candidates"] if c["layout"] == a["layout"])
-            lb = next(c["heldout_loss"] for c in result["candidates"] if c["layout"] == b["layout"])
-            t = welch_t_test(la, lb)
+            t = welch_t_test(a["losses"], b["losses"])
             pairs.append({"better": a["layout"], "worse": b["layout"], **t,
                           "significant": t["p"] is not None and t["p"] < alpha})
+    for r in rows:
+        del r["losses"]
     return {"order": rows, "pairs": pairs, "alpha": alpha, "test": "Welch's t-test over seeds, two-sided"}
 
 

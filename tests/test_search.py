@@ -280,3 +280,21 @@ def test_no_feasible_candidate_is_a_result_not_an_error(capsys):
     assert code == 0
     doc = json.loads(out)
     assert doc["front"] == [] and doc["feasible"] == 0 and doc["evaluated"] > 0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_greedy_respects_max_consecutive_like_the_integer_program(seed):
+    from designer.search import place
+    base = "M-MM-M-M-MM*-M-M-M-M-M*-M-"
+    scores = np.random.default_rng(seed).lognormal(0.0, 1.5, len(base))
+    want = {"M": 10, "-": 8, "*": 1}
+    limit = {"-": 1}
+    rules = ("NH001", "NH002", "NH003")
+    exact = place.keep_layers(base, want, scores, rule_ids=set(rules), max_consecutive=limit)
+    greedy = place.greedy_drop(base, scores, rules, max_consecutive=limit,
+                               done=lambda k: place.counts_of(base, k) == want,
+                               may_drop=lambda kind, left: left[kind] > want[kind])
+    assert exact is not None
+    if greedy is not None:
+        assert place.longest_run(base, greedy, "-") <= 1
+        assert scores[greedy].sum() <= scores[exact].sum() + 1e-9

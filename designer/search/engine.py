@@ -399,7 +399,8 @@ def _materialise(base: Layout, space: SearchSpace, variant: int, counts: np.ndar
         pattern = place.kept_pattern(base, keep)
         if importance is not None:
             imp_value = float(importance[keep].sum() / importance.sum())
-            greedy = greedy_same_counts(base.pattern, want, importance, rule_ids)
+            greedy = greedy_same_counts(base.pattern, want, importance, rule_ids,
+                                        dict(base.constraints.max_consecutive))
     else:
         pattern = place.interleave(want)
     tag = f"{pattern.count(ATTENTION)}a{len(pattern)}l"
@@ -419,13 +420,14 @@ def _materialise(base: Layout, space: SearchSpace, variant: int, counts: np.ndar
 
 
 def greedy_same_counts(base_pattern: str, want: dict[str, int], importance: np.ndarray,
-                       rule_ids: set[str]) -> dict[str, Any]:
+                       rule_ids: set[str], max_consecutive: dict[str, int] | None = None) -> dict[str, Any]:
     """The greedy answer to the question the integer program solved exactly (keep `want` layers of each kind):
     drop the least important layer the rules allow until the counts are met (place.greedy_drop)."""
     keep = place.greedy_drop(base_pattern, importance, tuple(rule_ids),
                              done=lambda k: place.counts_of(base_pattern, k) == {s: want.get(s, 0)
                                                                                 for s in dict.fromkeys(base_pattern)},
-                             may_drop=lambda kind, left: left[kind] > want.get(kind, 0))
+                             may_drop=lambda kind, left: left[kind] > want.get(kind, 0),
+                             max_consecutive=max_consecutive)
     if keep is None:
         return {"keep": None, "pattern": None, "importance": None,
                 "note": "greedy gets stuck: every remaining drop would break a placement rule"}

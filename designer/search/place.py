@@ -65,10 +65,12 @@ def selection_ok(base: str, keep: Sequence[int], rule_ids: Sequence[str]) -> boo
 
 def greedy_drop(base: str, scores: Sequence[float], rule_ids: Sequence[str], *,
                 done: Callable[[list[int]], bool],
-                may_drop: Callable[[str, dict[str, int]], bool] = lambda kind, left: True) -> list[int] | None:
+                may_drop: Callable[[str, dict[str, int]], bool] = lambda kind, left: True,
+                max_consecutive: dict[str, int] | None = None) -> list[int] | None:
     """The greedy answer keep_layers is compared with: from all of `base`, drop the least important unit (a
     layer; under PAIRS an `*-` pair, by the sum of its scores; ties: the deeper first) whose kind may_drop(kind,
-    kept counts) allows and whose removal keeps selection_ok, until done(keep). None if it gets stuck."""
+    kept counts) allows and whose removal keeps selection_ok and lengthens no run of a kind past its
+    max_consecutive (as keep_layers poses it), until done(keep). None if it gets stuck."""
     keep = list(range(len(base)))
     score = np.asarray(scores, dtype=float)
     if PAIRS in rule_ids:
@@ -80,12 +82,28 @@ def greedy_drop(base: str, scores: Sequence[float], rule_ids: Sequence[str], *,
         left = counts_of(base, keep)
         for u in sorted(live, key=lambda u: (float(score[list(u)].sum()), -u[0])):
             trial = [j for j in keep if j not in u]
-            if all(may_drop(base[i], left) for i in u) and selection_ok(base, trial, rule_ids):
+            if all(may_drop(base[i], left) for i in u) and selection_ok(base, trial, rule_ids) \
+                    and runs_ok(base, keep, trial, max_consecutive or {}):
                 keep = trial
                 break
         else:
             return None
     return keep
+
+
+def longest_run(base: str, keep: Sequence[int], kind: str) -> int:
+    """The longest run of `kind` in the pattern of the kept layers."""
+    best = run = 0
+    for i in keep:
+        run = run + 1 if base[i] == kind else 0
+        best = max(best, run)
+    return best
+
+
+def runs_ok(base: str, keep: Sequence[int], trial: Sequence[int], max_consecutive: dict[str, int]) -> bool:
+    """Whether `trial` (keep minus a unit) keeps every kind's longest run within its limit, or no longer than
+    `keep` already had it (a base that breaks a limit does not stop the greedy)."""
+    return all(longest_run(base, trial, s) <= max(c, longest_run(base, keep, s)) for s, c in max_consecutive.items())
 
 
 def keep_layers(base_pattern: str, counts: dict[str, int], importance: Sequence[float] | None = None, *,

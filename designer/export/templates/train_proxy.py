@@ -390,46 +390,48 @@ def _train(cfg, root, model, quiet, device, rank, world, progress=None) -> dict:
     report = progress if progress is not None and rank == 0 else None
     eval_s = 0.0
     batches = Prefetcher(lambda: global_batch(cfg, cfg.batch_size, gen), pin=device.type == "cuda")
-    t_start = t_timed = time.perf_counter()
-    for step in range(cfg.steps):
-        if step == skip:
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            t_timed = time.perf_counter()
-        lr = lr_at(step, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        x, y = batches.next()
-        n_answers = int((y != tasks.IGNORE).sum())       # the same on every rank: no communication needed
-        x = rank_slice(x, rank, world).to(device, non_blocking=True)
-        y = rank_slice(y, rank, world).to(device, non_blocking=True)
-        with autocast:
-            logits = net(x)
-        loss_sum, _ = answer_loss(logits, y)
-        # DDP averages gradients over ranks: scale by world so the result is the global-batch mean
-        loss = loss_sum * (world / max(n_answers, 1))
-        loss.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        logged = loss.detach() / world
-        if world > 1:
-            dist.all_reduce(logged)
-        losses.append(logged)
-        if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
-            t_eval = time.perf_counter()
-            history.append({"step": step + 1, **{k: v["accuracy"] for k, v in
-                                                 evaluate(model, cfg, device, rank, world, autocast).items()}})
-            if step >= skip:   # evaluation is not training: keep it out of tokens/s
-                eval_s += time.perf_counter() - t_eval
-        bar.update(step + 1, lambda: f"loss {losses[-1].item():.4f} lr {lr:.2e}")
-        if report is not None:
-            report(step + 1, cfg.steps, lambda: losses[-1].item())
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    t_end = time.perf_counter()
-    batches.close()
+    try:
+        t_start = t_timed = time.perf_counter()
+        for step in range(cfg.steps):
+            if step == skip:
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                t_timed = time.perf_counter()
+            lr = lr_at(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x, y = batches.next()
+            n_answers = int((y != tasks.IGNORE).sum())       # the same on every rank: no communication needed
+            x = rank_slice(x, rank, world).to(device, non_blocking=True)
+            y = rank_slice(y, rank, world).to(device, non_blocking=True)
+            with autocast:
+                logits = net(x)
+            loss_sum, _ = answer_loss(logits, y)
+            # DDP averages gradients over ranks: scale by world so the result is the global-batch mean
+            loss = loss_sum * (world / max(n_answers, 1))
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            logged = loss.detach() / world
+            if world > 1:
+                dist.all_reduce(logged)
+            losses.append(logged)
+            if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
+                t_eval = time.perf_counter()
+                history.append({"step": step + 1, **{k: v["accuracy"] for k, v in
+                                                     evaluate(model, cfg, device, rank, world, autocast).items()}})
+                if step >= skip:   # evaluation is not training: keep it out of tokens/s
+                    eval_s += time.perf_counter() - t_eval
+            bar.update(step + 1, lambda: f"loss {losses[-1].item():.4f} lr {lr:.2e}")
+            if report is not None:
+                report(step + 1, cfg.steps, lambda: losses[-1].item())
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t_end = time.perf_counter()
+    finally:
+        batches.close()
     bar.close()
     timed_steps = cfg.steps - skip
     tokens_per_s = timed_steps * cfg.batch_size * cfg.seq_len / max(t_end - t_timed - eval_s, 1e-9)
