@@ -546,3 +546,24 @@ def test_export_writes_a_proxy_job_that_runs_with_torch_alone(tmp_path, capsys):
     assert metrics["name"] == "nemotron-h-8b-proxy" and metrics["device"] == "cpu"
     assert all(math.isfinite(v) for v in metrics["loss"])
     assert metrics["params"] > 1_000_000 and 0 <= metrics["accuracy"]["mqar"] <= 1
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_prefetched_batches_do_not_depend_on_the_number_of_threads(workers):
+    cfg = trainer.config_from_dict({"name": "t", "tasks": {"mqar": {"num_kv_pairs": 8}}, "vocab_size": 64,
+                                    "seq_len": 32, "steps": 10, "batch_size": 4, "seed": 5})
+
+    def make(step):
+        return trainer.global_batch(cfg, cfg.batch_size, trainer.step_generator(cfg.seed, step))
+
+    def draw(n_workers):
+        p = trainer.Prefetcher(make, workers=n_workers)
+        try:
+            return [p.next() for _ in range(7)]
+        finally:
+            p.close()
+    one, many = draw(1), draw(workers)
+    for (x1, y1), (x2, y2) in zip(one, many):
+        assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    assert not torch.equal(one[0][0], one[1][0])                 # steps draw different batches
+    assert torch.equal(make(3)[0], one[3][0])                    # step s's batch is a function of (seed, s)

@@ -2,9 +2,11 @@
 
 Every rank draws the same global batch and keeps its half, and the loss is scaled so that DDP's gradient
 average is the global-batch mean; so 2 processes and 1 process with the same global batch take the same
-optimizer steps, up to float summation order. That difference starts at ~1e-7 and grows with training
-(measured: at most 1.1e-7 relative over this 16-step job; 5e-5 by step 40 and 1.5e-3 by step 60 of
-longer runs), so the run is kept short and RTOL leaves a factor ~100 of margin.
+optimizer steps, up to float summation order. That difference starts at ~1e-7 and grows with training at a
+rate that depends on the data (measured over this 16-step job: at most 1.1e-7 relative with one sequential
+batch generator, 1.2e-5 with the per-step generators the trainer now uses; 5e-5 by step 40 and 1.5e-3 by
+step 60 of longer runs), so the run is kept short and RTOL leaves a factor ~4 of margin; a real DDP error
+(a wrong loss scale, different batches on the ranks) moves the curve by 1e-2 or more.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ trainer = load_trainer()
 
 JOB = dict(tasks={"mqar": {"num_kv_pairs": 2}}, vocab_size=16, seq_len=16, steps=16, batch_size=16, lr=3e-3,
            warmup_steps=2, eval_batches=1, eval_batch_size=16, seed=0, device="cpu")
-RTOL = 1e-5
+RTOL = 5e-5
 DIST_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
@@ -66,7 +68,7 @@ def test_two_processes_follow_the_one_process_loss_curve(job, one_process):
     b = torch.tensor(one["loss"], dtype=torch.float64)
     assert a.shape == b.shape == (16,)
     assert a[0] == pytest.approx(b[0].item(), rel=1e-6)                 # same weights, same first batch
-    assert torch.allclose(a, b, rtol=RTOL, atol=0), ((a - b).abs() / b).max().item()
+    assert torch.allclose(a, b, rtol=RTOL, atol=0), " ".join(f"{v:.1e}" for v in ((a - b).abs() / b).tolist())   # per step
     assert b[-1] < b[0] - 0.3                                            # and the curve is not flat
     # evaluation: each rank scores half of the same evaluation set, the counts are summed over the ranks
     assert ddp["eval"]["mqar"]["answers"] == one["eval"]["mqar"]["answers"] == 16 * 2

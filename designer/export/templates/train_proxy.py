@@ -156,29 +156,47 @@ def config_from_dict(data: dict, source: str = "proxy config") -> ProxyConfig:
 
 
 class Prefetcher:
-    """Batches from make() drawn `depth` ahead in one background thread, in order (one worker: the generator
-    is used exactly as in a plain loop, so runs stay bit-identical). torch's CPU ops release the GIL, so
-    building the next MQAR or text batch overlaps the GPU's step instead of adding to it (on the H200 a
-    2-layer MQAR proxy spent more time drawing batches than training). `pin`: page-locked, for async copies."""
+    """Batches make(step) for steps 0, 1, 2, ... drawn ahead by `workers` background threads and handed out in
+    step order. Each step's batch comes from its own generator (step_generator), so the data do not depend on
+    how many threads drew them: runs stay bit-identical. torch's CPU ops release the GIL, so drawing the next
+    MQAR or text batches overlaps the GPU's step instead of adding to it (on the H200 a 2-layer MQAR proxy
+    spent more time drawing batches than training). `pin`: page-locked, for asynchronous copies."""
 
-    def __init__(self, make, depth: int = 2, pin: bool = False):
+    def __init__(self, make, workers: int = 1, depth: int = 2, pin: bool = False):
         import collections
         import concurrent.futures
-        self._make, self._pin = make, pin
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="batches")
-        self._ahead = collections.deque(self._pool.submit(self._one) for _ in range(depth))
+        self._make, self._pin, self._step = make, pin, 0
+        self._pool = concurrent.futures.ThreadPoolExecutor(max(1, workers), thread_name_prefix="batches")
+        self._ahead = collections.deque()
+        for _ in range(max(depth, workers + 1)):
+            self._submit()
 
-    def _one(self):
-        x, y = self._make()
+    def _submit(self) -> None:
+        self._ahead.append(self._pool.submit(self._one, self._step))
+        self._step += 1
+
+    def _one(self, step: int):
+        x, y = self._make(step)
         return (x.pin_memory(), y.pin_memory()) if self._pin else (x, y)
 
     def next(self):
         batch = self._ahead.popleft().result()
-        self._ahead.append(self._pool.submit(self._one))
+        self._submit()
         return batch
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """The generator of one training step's batch: a function of (seed, step) only."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) % 2**63)
+
+
+def batch_workers(device: torch.device) -> int:
+    """Threads that draw training batches: up to 4 on a GPU machine (the CPU is otherwise idle), 1 on the
+    CPU (its cores train the model)."""
+    return 1 if device.type == "cpu" else max(1, min(4, (os.cpu_count() or 2) // 2))
 
 
 def global_batch(cfg: ProxyConfig, batch_size: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -382,14 +400,14 @@ def _train(cfg, root, model, quiet, device, rank, world, progress=None) -> dict:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
-    gen = torch.Generator().manual_seed(cfg.seed)
     skip = min(cfg.timing_skip, cfg.steps // 2)
     losses: list[torch.Tensor] = []
     history = []
     bar = Progress(cfg.steps, cfg.name, enabled=not quiet and rank == 0 and progress is None)
     report = progress if progress is not None and rank == 0 else None
     eval_s = 0.0
-    batches = Prefetcher(lambda: global_batch(cfg, cfg.batch_size, gen), pin=device.type == "cuda")
+    batches = Prefetcher(lambda step: global_batch(cfg, cfg.batch_size, step_generator(cfg.seed, step)),
+                         workers=batch_workers(device), pin=device.type == "cuda")
     try:
         t_start = t_timed = time.perf_counter()
         for step in range(cfg.steps):
