@@ -72,7 +72,11 @@ def test_defaults_spelled_out_give_bit_identical_predictions(preset, setup):
     want = profile(preset, plain, **setup).to_dict()
     for kernels in (None, "triton", "torch"):
         got = profile(preset, explicit, kernels=kernels, **setup).to_dict()
-        assert got["latency"] == want["latency"] and got["throughput"] == want["throughput"]
+        assert got["latency"] == want["latency"]
+        # capacity (max batch / context) differs for torch on Mamba-2 models: its SSD scan's workspace
+        # (a memory term of the backend, not of the efficiency block; tests/test_memtrace.py)
+        torch_scan = kernels == "torch" and load_layout(preset).mamba is not None and load_layout(preset).mamba.version == 2
+        assert (got["throughput"] == want["throughput"]) != torch_scan
     assert sweep(preset, explicit, **setup)["latency_vs_context"] == sweep(preset, plain, **setup)["latency_vs_context"]
 
 

@@ -62,6 +62,10 @@ class BlockCost:
     elementwise_elems_per_token: int   # of act_elems, outputs of norms/activations/convs (cheap to recompute)
     core_kind: str               # which efficiency the core FLOPs run at: attention | scan | none
     kernels: int                 # kernel launches per block per forward pass (estimate; overhead term)
+    # the torch backend's SSD scan (model.py ssd_chunked_scan: segment sums and einsums, materialised per chunk)
+    # replaces the fused kernels' transient: activation-dtype tensors alive while it runs, and its fp32 peak
+    torch_act_elems_per_token: int = 0
+    torch_scan_fp32_elems_per_token: float = 0.0
 
 
 # --------------------------------------------------------------------------------------------------
@@ -82,6 +86,16 @@ def ssd_chunked_flops(tokens: int, heads: int, head_dim: int, state: int, chunk:
     per_head = 2 * padded * (chunk * (state + head_dim) + 2 * state * head_dim) \
         + 2 * (chunks + 1) ** 2 * head_dim * state
     return float(heads * per_head)
+
+
+def torch_scan_fp32_elems_per_token(heads: int, head_dim: int, state: int, chunk: int) -> float:
+    """Peak fp32 values per token alive inside model.py's torch SSD scan (opt_einsum's contraction order, as on
+    the GPU image), the larger of its two phases: the diagonal blocks' C·Bᵀ bmm (decay matrix, C·Bᵀ and the
+    masked product: 3 H·Q; B and C repeated to every head: 2 H·N; x, x·dt and y: 3 H·P; dt, dA and its cumsum:
+    3 H) and the state einsums (B, C and their contiguous copies: 4 H·N; the decay matrix H·Q; chunk states
+    H·P·N/Q; y H·P). Traced on the CPU with designer.measure.memtrace (tests/test_memtrace.py)."""
+    H, P, N, Q = heads, head_dim, state, chunk
+    return float(max(3 * H * Q + 2 * H * N + 3 * H * P + 3 * H, 4 * H * N + H * Q + H * P * N / Q + H * P))
 
 
 def _mamba(layout: Layout, tp: int) -> BlockCost:
@@ -106,6 +120,7 @@ def _mamba(layout: Layout, tp: int) -> BlockCost:
         fp32 = H * P * N / chunk + 2 * H                      # chunk states, dt and dA
         elementwise = h + conv_dim + inner
         ssm_state, conv_state = H * P * N, conv_dim * (K - 1)
+        torch_acts, torch_scan = h + in_out + conv_dim, torch_scan_fp32_elems_per_token(H, P, N, chunk)
     else:
         inner = _split(m.expand * h, tp)
         R = m.dt_rank_value(h)
@@ -122,12 +137,14 @@ def _mamba(layout: Layout, tp: int) -> BlockCost:
         elementwise = h + inner + (R + 2 * N if m.bcdt_norm else 0)
         ssm_state, conv_state = inner * N, inner * (K - 1)
         conv_dim = inner
+        torch_acts, torch_scan = 0, 0.0                       # Mamba-1: not traced yet (fused-path estimate)
     return BlockCost(
         symbol=MAMBA, kind="mamba", params=matmul + other, matmul_params=matmul, active_params=matmul + other,
         active_matmul_params=matmul, expert_matmul_params=0, num_experts=0, top_k=0, kv_elems_per_token=0,
         ssm_state_elems=ssm_state, conv_state_elems=conv_state, decode_core_flops=decode,
         decode_core_flops_per_key=0.0, prefill_core=prefill_core, act_elems_per_token=acts,
-        act_fp32_elems_per_token=fp32, elementwise_elems_per_token=elementwise, core_kind="scan", kernels=8)
+        act_fp32_elems_per_token=fp32, elementwise_elems_per_token=elementwise, core_kind="scan", kernels=8,
+        torch_act_elems_per_token=torch_acts, torch_scan_fp32_elems_per_token=torch_scan)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -150,7 +150,8 @@ class Roofline:
             kv_bytes_per_token=mem.kv_cache_bytes_per_token(lay, s.kv, tp=s.tp, costs=costs, counts=counts),
             state_bytes_per_sequence=ssm + conv, ssm_state_bytes_per_sequence=ssm,
             activation_bytes_per_token=mem.activation_bytes_per_token(lay, act_dtype=s.act_dtype, tp=s.tp,
-                                                                      costs=costs, counts=counts))
+                                                                      costs=costs, counts=counts,
+                                                                      kernels=s.kernel_backend))
 
     # ---- building blocks ---------------------------------------------------------------------------
     def _weights_read(self, sym: str, tokens: float) -> float:
