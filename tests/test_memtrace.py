@@ -52,3 +52,23 @@ def test_torch_block_workspace_matches_a_trace_of_the_exported_block(name, monke
         block(x, cache)
     predicted = block_activation_bytes_per_token(block_costs(layout)["M"], "bf16", "torch")
     assert predicted == pytest.approx(t.peak_bytes / tokens, rel=0.02), t.peak_op
+
+
+@pytest.mark.parametrize("name", ["nemotron-h-8b", "mamba2-2.7b"])
+def test_torch_decode_step_workspace_matches_a_trace(name, monkeypatch):
+    model = load_template("model.py")
+    monkeypatch.setattr(model, "KERNELS", "torch")
+    layout = load_layout(name)
+    args = model_args(layout)
+    torch.manual_seed(0)
+    block = model.Block(args, "M").to(torch.bfloat16).eval()
+    batch = 64                                 # large enough that the CPU's bf16 matmul weight copy is not the peak
+    x = torch.randn(batch, 1, args.hidden_size, dtype=torch.bfloat16)
+    cache = block.new_cache(batch, 16, dtype=torch.bfloat16)
+    with torch.no_grad(), LiveBytes() as t:
+        block(x, cache)
+    cost = block_costs(layout)["M"]
+    predicted = block_activation_bytes_per_token(cost, "bf16", "torch", step=True)
+    assert predicted == pytest.approx(t.peak_bytes / batch, rel=0.02), t.peak_op
+    # three fp32 copies of the state per sequence (decay x state, the update, their sum) dominate
+    assert cost.torch_step_fp32_elems_per_sequence * 4 > 0.95 * predicted

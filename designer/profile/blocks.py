@@ -66,6 +66,8 @@ class BlockCost:
     # replaces the fused kernels' transient: activation-dtype tensors alive while it runs, and its fp32 peak
     torch_act_elems_per_token: int = 0
     torch_scan_fp32_elems_per_token: float = 0.0
+    # ... and its one-token step (ssd_step: decay x state, the input's outer product, their sum; B and C per head)
+    torch_step_fp32_elems_per_sequence: float = 0.0
 
 
 # --------------------------------------------------------------------------------------------------
@@ -121,6 +123,7 @@ def _mamba(layout: Layout, tp: int) -> BlockCost:
         elementwise = h + conv_dim + inner
         ssm_state, conv_state = H * P * N, conv_dim * (K - 1)
         torch_acts, torch_scan = h + in_out + conv_dim, torch_scan_fp32_elems_per_token(H, P, N, chunk)
+        torch_step = 3 * H * P * N + 2 * H * N
     else:
         inner = _split(m.expand * h, tp)
         R = m.dt_rank_value(h)
@@ -137,14 +140,15 @@ def _mamba(layout: Layout, tp: int) -> BlockCost:
         elementwise = h + inner + (R + 2 * N if m.bcdt_norm else 0)
         ssm_state, conv_state = inner * N, inner * (K - 1)
         conv_dim = inner
-        torch_acts, torch_scan = 0, 0.0                       # Mamba-1: not traced yet (fused-path estimate)
+        torch_acts, torch_scan, torch_step = 0, 0.0, 0.0      # Mamba-1: not traced yet (fused-path estimate)
     return BlockCost(
         symbol=MAMBA, kind="mamba", params=matmul + other, matmul_params=matmul, active_params=matmul + other,
         active_matmul_params=matmul, expert_matmul_params=0, num_experts=0, top_k=0, kv_elems_per_token=0,
         ssm_state_elems=ssm_state, conv_state_elems=conv_state, decode_core_flops=decode,
         decode_core_flops_per_key=0.0, prefill_core=prefill_core, act_elems_per_token=acts,
         act_fp32_elems_per_token=fp32, elementwise_elems_per_token=elementwise, core_kind="scan", kernels=8,
-        torch_act_elems_per_token=torch_acts, torch_scan_fp32_elems_per_token=torch_scan)
+        torch_act_elems_per_token=torch_acts, torch_scan_fp32_elems_per_token=torch_scan,
+        torch_step_fp32_elems_per_sequence=torch_step)
 
 
 # --------------------------------------------------------------------------------------------------

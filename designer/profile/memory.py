@@ -122,25 +122,28 @@ def conv_state_bytes_per_sequence(layout: Layout, conv_dtype: str = "bf16", *, t
 # Activations
 
 
-def block_activation_bytes_per_token(cost: BlockCost, act_dtype: str = "bf16", kernels: str | None = None) -> float:
+def block_activation_bytes_per_token(cost: BlockCost, act_dtype: str = "bf16", kernels: str | None = None,
+                                     step: bool = False) -> float:
     """Transient bytes per token of one block's forward. kernels "torch": a Mamba-2 block runs the torch SSD
-    scan, whose chunk-square tensors outweigh the fused path's intermediates (BlockCost.torch_*)."""
+    scan, whose chunk-square tensors outweigh the fused path's intermediates, or with `step` (one token per
+    sequence: decode) the torch state update, which copies the state three times (BlockCost.torch_*)."""
     fused = cost.act_elems_per_token * dtype_bytes(act_dtype) + cost.act_fp32_elems_per_token * 4
     if kernels == "torch" and cost.torch_scan_fp32_elems_per_token:
-        return max(fused, cost.torch_act_elems_per_token * dtype_bytes(act_dtype)
-                   + cost.torch_scan_fp32_elems_per_token * 4)
+        fp32 = cost.torch_step_fp32_elems_per_sequence if step else cost.torch_scan_fp32_elems_per_token
+        return max(fused, cost.torch_act_elems_per_token * dtype_bytes(act_dtype) + fp32 * 4)
     return fused
 
 
 def activation_bytes_per_token(layout: Layout, *, act_dtype: str = "bf16", tp: int = 1,
                                costs: dict[str, BlockCost] | None = None,
-                               counts: Mapping[str, int] | None = None, kernels: str | None = None) -> float:
+                               counts: Mapping[str, int] | None = None, kernels: str | None = None,
+                               step: bool = False) -> float:
     """Transient bytes per token of a forward pass: the residual stream plus every intermediate of the
     most demanding block kind alive at once (no in-block freeing; fused kernels: no T x T attention
     matrix, no T x d_inner x state scan tensor; kernels "torch": the torch SSD scan's workspace)."""
     costs = block_costs(layout, tp) if costs is None else costs
     n = _counts(layout, counts)
-    widest = max((block_activation_bytes_per_token(c, act_dtype, kernels) for s, c in costs.items()
+    widest = max((block_activation_bytes_per_token(c, act_dtype, kernels, step) for s, c in costs.items()
                   if n.get(s, 0)), default=0.0)
     return layout.hidden_size * dtype_bytes(act_dtype) + widest
 

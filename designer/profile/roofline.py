@@ -38,6 +38,7 @@ class Stage:
     state_bytes_per_sequence: float       # SSM state + conv window
     ssm_state_bytes_per_sequence: float
     activation_bytes_per_token: float
+    step_activation_bytes_per_token: float   # one token per sequence (decode: the torch state update differs)
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,9 @@ class Roofline:
             state_bytes_per_sequence=ssm + conv, ssm_state_bytes_per_sequence=ssm,
             activation_bytes_per_token=mem.activation_bytes_per_token(lay, act_dtype=s.act_dtype, tp=s.tp,
                                                                       costs=costs, counts=counts,
-                                                                      kernels=s.kernel_backend))
+                                                                      kernels=s.kernel_backend),
+            step_activation_bytes_per_token=mem.activation_bytes_per_token(
+                lay, act_dtype=s.act_dtype, tp=s.tp, costs=costs, counts=counts, kernels=s.kernel_backend, step=True))
 
     # ---- building blocks ---------------------------------------------------------------------------
     def _weights_read(self, sym: str, tokens: float) -> float:
@@ -271,7 +274,8 @@ class Roofline:
         """Activation bytes of the prefill (the largest transient) on one stage."""
         s = self.scenario
         tokens = mem.prefill_split(s.prefill_mode, batch, prompt, s.prefill_chunk).peak_tokens
-        return tokens * stage.activation_bytes_per_token + (batch * self.logits_bytes if stage.head else 0.0)
+        per_token = stage.step_activation_bytes_per_token if prompt == 1 else stage.activation_bytes_per_token
+        return tokens * per_token + (batch * self.logits_bytes if stage.head else 0.0)
 
     def memory(self, batch: int, context: int, *, prompt: int | None = None) -> MemoryBreakdown:
         """Per-GPU memory with `batch` sequences of `context` cached tokens, after prefilling `prompt`
