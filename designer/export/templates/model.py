@@ -69,6 +69,9 @@ if os.environ.get("MODEL_PURE_TORCH", "0") not in ("", "0"):
 if KERNELS not in ("auto", "torch", "triton"):
     raise ValueError(f"MODEL_KERNELS must be auto, torch or triton, got {KERNELS!r}")
 USE_KERNELS = KERNELS != "torch"   # mamba_ssm / causal_conv1d, when installed and fla-core is not
+# MODEL_COMPILE_SCAN=1: training runs the torch SSD scan through torch.compile (inductor fuses its segment sums,
+# exponentials and masks into Triton kernels on CUDA); for GPUs where fla-core's scan backward is refused
+COMPILE_SCAN = os.environ.get("MODEL_COMPILE_SCAN", "0") not in ("", "0")
 _SDPA_HAS_GQA = tuple(int(v) for v in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 5)
 try:
     from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -438,6 +441,20 @@ def ssd_chunked_scan(x, dt, A, B, C, chunk_size: int, initial_state=None):
     return y, final_state
 
 
+_COMPILED_SCAN = None
+
+
+def training_scan(x, dt, A, B, C, chunk_size: int, initial_state=None):
+    """ssd_chunked_scan for a pass that keeps gradients: through torch.compile when COMPILE_SCAN (compiled
+    once per shape), else eager."""
+    global _COMPILED_SCAN
+    if not (COMPILE_SCAN and torch.is_grad_enabled()):
+        return ssd_chunked_scan(x, dt, A, B, C, chunk_size, initial_state)
+    if _COMPILED_SCAN is None:
+        _COMPILED_SCAN = torch.compile(ssd_chunked_scan, dynamic=False)
+    return _COMPILED_SCAN(x, dt, A, B, C, chunk_size, initial_state)
+
+
 def ssd_step(state, x, dt, A, B, C):
     """One Mamba-2 step. state: (b, h, p, n) float32, x: (b, h, p), dt: (b, h), B, C: (b, g, n).
     Returns y (b, h, p) and the new state (float32)."""
@@ -665,8 +682,8 @@ class Mamba2Mixer(nn.Module):
                 x, dt, A, B, C, self.chunk_size,
                 initial_states=cache.ssm if cache is not None else None, return_final_states=True)
         else:
-            y, new_state = ssd_chunked_scan(x, dt, A, B, C, self.chunk_size,
-                                            initial_state=cache.ssm if cache is not None else None)
+            y, new_state = training_scan(x, dt, A, B, C, self.chunk_size,
+                                         initial_state=cache.ssm if cache is not None else None)
         if cache is not None:
             cache.ssm.copy_(new_state)
         y = y.float() + x.float() * self.D.float()[:, None]
@@ -691,7 +708,7 @@ class Mamba2Mixer(nn.Module):
                          C.unflatten(-1, (self.n_groups, self.state_size)))
             initial = cache.ssm if cache is not None else None
             if torch.is_grad_enabled() and not fla_kernels().scan_backward:   # see fla_scan_backward_ok
-                y, new_state = ssd_chunked_scan(*scan_args, self.chunk_size, initial_state=initial)
+                y, new_state = training_scan(*scan_args, self.chunk_size, initial_state=initial)
                 y = y.to(x.dtype)   # as the Triton scan returns it
             else:
                 y, new_state = ssd_chunked_scan_triton(*scan_args, initial_state=initial)

@@ -1,0 +1,49 @@
+"""MODEL_COMPILE_SCAN=1: training runs model.py's torch SSD scan through torch.compile (issue 13, item 4: the
+proxy's SSM layers without fla-core's backward). The compiled scan must give the eager values and gradients."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from designer.export.model_export import model_args
+from designer.export.template import load_template
+from designer.layout import load_layout
+from designer.measure.proxy import load_trainer
+
+
+def _inputs():
+    gen = torch.Generator().manual_seed(1)
+    b, L, h, p, n, g = 2, 96, 4, 8, 16, 2
+    x = torch.randn(b, L, h, p, generator=gen).requires_grad_()
+    dt = (torch.rand(b, L, h, generator=gen) * 0.5).requires_grad_()
+    A = -torch.rand(h, generator=gen)
+    B = torch.randn(b, L, g, n, generator=gen).requires_grad_()
+    C = torch.randn(b, L, g, n, generator=gen).requires_grad_()
+    return x, dt, A, B, C
+
+
+@pytest.mark.slow
+def test_compiled_training_scan_matches_eager_values_and_gradients(monkeypatch):
+    model = load_template("model.py")
+    results = {}
+    for compiled in (False, True):
+        monkeypatch.setattr(model, "COMPILE_SCAN", compiled)
+        x, dt, A, B, C = _inputs()
+        y, state = model.training_scan(x, dt, A, B, C, 32)
+        (y.square().sum() + state.sum()).backward()
+        results[compiled] = (y.detach(), state.detach(), x.grad, dt.grad, B.grad, C.grad)
+    assert model._COMPILED_SCAN is not None                       # the compiled path did run
+    for eager, compiled in zip(results[False], results[True]):
+        scale = eager.abs().max()
+        assert (eager - compiled).abs().max() <= 1e-4 * scale
+
+
+def test_the_trainer_says_the_scan_was_compiled(monkeypatch):
+    model = load_template("model.py")
+    trainer = load_trainer()
+    net = model.build_model(args=model_args(load_layout("nemotron-h-8b")).tiny())
+    monkeypatch.setattr(model, "KERNELS", "torch")
+    monkeypatch.setattr(model, "COMPILE_SCAN", True)
+    assert trainer.kernels_of(net, torch.device("cpu")) == "torch (compiled scan)"
+    monkeypatch.setattr(model, "COMPILE_SCAN", False)
+    assert trainer.kernels_of(net, torch.device("cpu")) == "torch"
