@@ -37,37 +37,33 @@ def test_nemotron_torch_scan_term_by_hand():
     assert block_activation_bytes_per_token(c, "bf16", "triton") == block_activation_bytes_per_token(c, "bf16")
 
 
-@pytest.mark.parametrize("name", ["nemotron-h-8b", "mamba2-2.7b"])
-def test_torch_block_workspace_matches_a_trace_of_the_exported_block(name, monkeypatch):
+def traced_mamba_block(name: str, monkeypatch, batch: int, tokens: int) -> LiveBytes:
+    """The live-tensor trace of one exported Mamba block of `name` (torch kernels, bf16) over batch x tokens."""
     model = load_template("model.py")
     monkeypatch.setattr(model, "KERNELS", "torch")
-    layout = load_layout(name)
-    args = model_args(layout)
+    args = model_args(load_layout(name))
     torch.manual_seed(0)
     block = model.Block(args, "M").to(torch.bfloat16).eval()
-    tokens = 512
-    x = torch.randn(1, tokens, args.hidden_size, dtype=torch.bfloat16)
-    cache = block.new_cache(1, tokens, dtype=torch.bfloat16)
+    x = torch.randn(batch, tokens, args.hidden_size, dtype=torch.bfloat16)
+    cache = block.new_cache(batch, max(tokens, 16), dtype=torch.bfloat16)
     with torch.no_grad(), LiveBytes() as t:
         block(x, cache)
-    predicted = block_activation_bytes_per_token(block_costs(layout)["M"], "bf16", "torch")
+    return t
+
+
+@pytest.mark.parametrize("name", ["nemotron-h-8b", "mamba2-2.7b"])
+def test_torch_block_workspace_matches_a_trace_of_the_exported_block(name, monkeypatch):
+    tokens = 512
+    t = traced_mamba_block(name, monkeypatch, 1, tokens)
+    predicted = block_activation_bytes_per_token(block_costs(load_layout(name))["M"], "bf16", "torch")
     assert predicted == pytest.approx(t.peak_bytes / tokens, rel=0.02), t.peak_op
 
 
 @pytest.mark.parametrize("name", ["nemotron-h-8b", "mamba2-2.7b"])
 def test_torch_decode_step_workspace_matches_a_trace(name, monkeypatch):
-    model = load_template("model.py")
-    monkeypatch.setattr(model, "KERNELS", "torch")
-    layout = load_layout(name)
-    args = model_args(layout)
-    torch.manual_seed(0)
-    block = model.Block(args, "M").to(torch.bfloat16).eval()
     batch = 64                                 # large enough that the CPU's bf16 matmul weight copy is not the peak
-    x = torch.randn(batch, 1, args.hidden_size, dtype=torch.bfloat16)
-    cache = block.new_cache(batch, 16, dtype=torch.bfloat16)
-    with torch.no_grad(), LiveBytes() as t:
-        block(x, cache)
-    cost = block_costs(layout)["M"]
+    t = traced_mamba_block(name, monkeypatch, batch, 1)
+    cost = block_costs(load_layout(name))["M"]
     predicted = block_activation_bytes_per_token(cost, "bf16", "torch", step=True)
     assert predicted == pytest.approx(t.peak_bytes / batch, rel=0.02), t.peak_op
     # three fp32 copies of the state per sequence (decay x state, the update, their sum) dominate
