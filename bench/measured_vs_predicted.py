@@ -25,7 +25,7 @@ from designer.profile.analytic import prepare  # noqa: E402
 from designer.profile.hardware import load_hardware  # noqa: E402
 
 OUT = ROOT / "bench" / "results" / "measured_vs_predicted_h200.json"
-DECODE_STEPS = 3          # designer.measure.timing.measure_model's default decode_steps (its runs used it)
+DECODE_STEPS = 3          # decode_steps of runs saved before the grid recorded it (timing.py's default then)
 # the held-out grid: TTFT at batch 1, TPOT at batch 1/16/64 (other measured points are reported too)
 HELD_OUT = {("ttft", 1), ("tpot", 1), ("tpot", 16), ("tpot", 64)}
 
@@ -62,7 +62,7 @@ def compare(measured: dict, hardware: str) -> dict:
                 peak = after.memory(p["batch"], n + 1, prompt=n).total_bytes
             else:
                 g = measured["grid"]
-                steps = g["warmup"] + max(g["iters"], DECODE_STEPS)
+                steps = g["warmup"] + max(g["iters"], g.get("decode_steps", DECODE_STEPS))
                 peak = after.memory(p["batch"], n + steps + 1, prompt=1).total_bytes
             row.update(measured_peak_gib=round(p["measured_peak_bytes"] / 2**30, 3),
                        predicted_peak_gib=round(peak / 2**30, 3),

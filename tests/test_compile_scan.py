@@ -25,6 +25,7 @@ def _inputs():
 @pytest.mark.slow
 def test_compiled_training_scan_matches_eager_values_and_gradients(monkeypatch):
     model = load_template("model.py")
+    monkeypatch.setattr(model, "_COMPILED_SCAN", None)             # compiled here, not by an earlier test
     results = {}
     for compiled in (False, True):
         monkeypatch.setattr(model, "COMPILE_SCAN", compiled)
@@ -47,3 +48,9 @@ def test_the_trainer_says_the_scan_was_compiled(monkeypatch):
     assert trainer.kernels_of(net, torch.device("cpu")) == "torch (compiled scan)"
     monkeypatch.setattr(model, "COMPILE_SCAN", False)
     assert trainer.kernels_of(net, torch.device("cpu")) == "torch"
+    # where fla-core's backward is refused, the Triton path trains with the (compiled) torch scan
+    monkeypatch.setattr(model, "kernels_in_use", lambda device: "triton")
+    monkeypatch.setattr(model, "fla_kernels", lambda: type("Fla", (), {"scan_backward": False})())
+    assert trainer.kernels_of(net, torch.device("cpu")) == "triton (torch scan)"
+    monkeypatch.setattr(model, "COMPILE_SCAN", True)
+    assert trainer.kernels_of(net, torch.device("cpu")) == "triton (torch compiled scan)"

@@ -12,8 +12,8 @@ from designer.measure.memtrace import LiveBytes
 from designer.profile.blocks import block_costs, torch_scan_fp32_elems_per_token
 from designer.profile.memory import block_activation_bytes_per_token
 
-pytestmark = pytest.mark.skipif(not torch.backends.opt_einsum.is_available(),
-                                reason="opt_einsum sets torch.einsum's contraction order (it is a dependency)")
+needs_opt_einsum = pytest.mark.skipif(not torch.backends.opt_einsum.is_available(),
+                                      reason="opt_einsum sets torch.einsum's contraction order (a dependency)")
 
 
 def test_tracer_counts_views_once_and_frees_on_the_last_reference():
@@ -26,6 +26,17 @@ def test_tracer_counts_views_once_and_frees_on_the_last_reference():
         del c                                 # v keeps c's storage alive
         assert t.current_bytes == 8_000_000
     assert t.peak_bytes == 8_000_000 and v.numel() == 10**6
+
+
+def test_tensors_made_before_the_trace_are_not_counted():
+    w = torch.ones(1000, 1000)
+    x = torch.ones(10, 1000)
+    with torch.no_grad(), LiveBytes() as t:
+        flat = w.view(-1)                     # a view of an outside tensor: nothing allocated
+        w.add_(1)                             # in place: nothing allocated
+        y = torch.nn.functional.linear(x, w)  # w.t() is a view; y is new: 10 x 1000 x 4 bytes
+        assert t.current_bytes == 40_000
+    assert t.peak_bytes == 40_000 and flat.numel() == 10**6 and y.shape == (10, 1000)
 
 
 def test_nemotron_torch_scan_term_by_hand():
@@ -51,6 +62,7 @@ def traced_mamba_block(name: str, monkeypatch, batch: int, tokens: int) -> LiveB
     return t
 
 
+@needs_opt_einsum
 @pytest.mark.parametrize("name", ["nemotron-h-8b", "mamba2-2.7b"])
 def test_torch_block_workspace_matches_a_trace_of_the_exported_block(name, monkeypatch):
     tokens = 512
@@ -59,6 +71,7 @@ def test_torch_block_workspace_matches_a_trace_of_the_exported_block(name, monke
     assert predicted == pytest.approx(t.peak_bytes / tokens, rel=0.02), t.peak_op
 
 
+@needs_opt_einsum
 @pytest.mark.parametrize("name", ["nemotron-h-8b", "mamba2-2.7b"])
 def test_torch_decode_step_workspace_matches_a_trace(name, monkeypatch):
     batch = 64                                 # large enough that the CPU's bf16 matmul weight copy is not the peak
@@ -68,3 +81,25 @@ def test_torch_decode_step_workspace_matches_a_trace(name, monkeypatch):
     assert predicted == pytest.approx(t.peak_bytes / batch, rel=0.02), t.peak_op
     # three fp32 copies of the state per sequence (decay x state, the update, their sum) dominate
     assert cost.torch_step_fp32_elems_per_sequence * 4 > 0.95 * predicted
+
+
+@pytest.mark.parametrize("preset", ["nemotron-h-8b", "mamba2-2.7b", "nemotron-h-56b"])
+@pytest.mark.parametrize("mode", ["parallel", "chunked", "sequential"])
+def test_torch_capacity_fits_its_own_memory_model(preset, mode):
+    from designer.profile.analytic import prepare
+    roof = prepare(load_layout(preset), "h200", kernels="torch", precision="bf16", tp=1, pp=1, prefill_mode=mode)
+    fused = prepare(load_layout(preset), "h200", kernels="triton", precision="bf16", tp=1, pp=1, prefill_mode=mode)
+    prompt, gen = 1024, 1024
+    n = roof.max_batch(prompt, gen)
+    assert 0 < n <= fused.max_batch(prompt, gen)                       # the torch workspace only takes room
+    cap = roof.capacity_bytes
+    assert roof.memory(n, prompt + gen, prompt=prompt).total_bytes <= cap      # the prefill fits
+    assert roof.memory(n, prompt + gen, prompt=1).total_bytes <= cap           # and a decode step
+    assert roof.memory(n + 1, prompt + gen, prompt=1).total_bytes > cap \
+        or roof.memory(n + 1, prompt + gen, prompt=prompt).total_bytes > cap   # and n is the largest
+    ctx = roof.max_context(8)
+    if ctx is None:               # unbounded: no KV cache and a workspace that stops growing (chunked, sequential)
+        assert mode != "parallel" and roof.memory(8, 10**7, prompt=1).total_bytes <= cap
+    else:
+        assert roof.memory(8, ctx, prompt=1).total_bytes <= cap
+        assert roof.memory(8, ctx, prompt=ctx).total_bytes <= cap

@@ -40,7 +40,12 @@ class LiveBytes(TorchDispatchMode):
             del self._live[address]
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
+        kwargs = kwargs or {}
+        # storages the operator was given: an output on one of them (a view, an in-place result) allocated
+        # nothing, and one made before the trace (weights, inputs, caches) is not counted at all
+        given = {t.untyped_storage().data_ptr() for t in tree_flatten((args, kwargs))[0]
+                 if isinstance(t, torch.Tensor)}
+        out = func(*args, **kwargs)
         for t in tree_flatten(out)[0]:
             if not isinstance(t, torch.Tensor):
                 continue
@@ -48,6 +53,8 @@ class LiveBytes(TorchDispatchMode):
             if not storage.nbytes():
                 continue
             address = storage.data_ptr()
+            if address in given and address not in self._live:
+                continue
             if address not in self._live:
                 self._live[address] = [storage.nbytes(), set()]
                 self.current_bytes += storage.nbytes()

@@ -189,7 +189,7 @@ def measure_timing(layout: Layout, *, device: str = "cpu", kernels: str = "torch
     return {"layout": layout.name, "device": device, "kernels": kernels, "kernels_in_use": in_use,
             "dtype": str(dtype).removeprefix("torch."), "hardware": hardware, "precision": precision,
             "grid": {"prompts": list(prompts), "contexts": list(contexts), "batches": list(batches),
-                     "warmup": warmup, "iters": iters},
+                     "warmup": warmup, "iters": iters, "decode_steps": decode_steps},
             "points": points, "skipped": skipped,
             "summary": error_summary([p["error"] for p in points]),
             "environment": environment(device),

@@ -95,7 +95,9 @@ def torch_scan_fp32_elems_per_token(heads: int, head_dim: int, state: int, chunk
     the GPU image), the larger of its two phases: the diagonal blocks' C·Bᵀ bmm (decay matrix, C·Bᵀ and the
     masked product: 3 H·Q; B and C repeated to every head: 2 H·N; x, x·dt and y: 3 H·P; dt, dA and its cumsum:
     3 H) and the state einsums (B, C and their contiguous copies: 4 H·N; the decay matrix H·Q; chunk states
-    H·P·N/Q; y H·P). Traced on the CPU with designer.measure.memtrace (tests/test_memtrace.py)."""
+    H·P·N/Q; y H·P). Traced on the CPU with designer.measure.memtrace (tests/test_memtrace.py). Per token of
+    the padded length: the scan pads each sequence to a multiple of the chunk, so a prompt much shorter than
+    one chunk holds up to chunk / prompt times more per real token (not modelled)."""
     H, P, N, Q = heads, head_dim, state, chunk
     return float(max(3 * H * Q + 2 * H * N + 3 * H * P + 3 * H, 4 * H * N + H * Q + H * P * N / Q + H * P))
 

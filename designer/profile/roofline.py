@@ -274,7 +274,8 @@ class Roofline:
         """Activation bytes of the prefill (the largest transient) on one stage."""
         s = self.scenario
         tokens = mem.prefill_split(s.prefill_mode, batch, prompt, s.prefill_chunk).peak_tokens
-        per_token = stage.step_activation_bytes_per_token if prompt == 1 else stage.activation_bytes_per_token
+        one_token = prompt == 1 or s.prefill_mode == "sequential"   # one token per sequence a pass: a step
+        per_token = stage.step_activation_bytes_per_token if one_token else stage.activation_bytes_per_token
         return tokens * per_token + (batch * self.logits_bytes if stage.head else 0.0)
 
     def memory(self, batch: int, context: int, *, prompt: int | None = None) -> MemoryBreakdown:
@@ -299,12 +300,16 @@ class Roofline:
         for st in self.stages:
             per_seq = st.kv_bytes_per_token * (prompt + gen) + st.state_bytes_per_sequence \
                 + (self.logits_bytes if st.head else 0.0)
-            act = st.activation_bytes_per_token
-            ws_per_seq, ws_cap = (act, math.inf) if mode == "sequential" else \
+            act, step = st.activation_bytes_per_token, st.step_activation_bytes_per_token
+            room = self.capacity_bytes - st.weights_bytes
+            ws_per_seq, ws_cap = (step, math.inf) if mode == "sequential" else \
                 (prompt * act, self.scenario.prefill_chunk * act if mode == "chunked" else math.inf)
-            n = _largest(self.capacity_bytes - st.weights_bytes, per_seq, ws_per_seq, ws_cap)
-            if n is not None:          # None: nothing on this stage grows with the batch
-                best = n if best is None else min(best, n)
+            # the prefill's workspace, and a decode step's (the same as the prefill's but for the torch SSD
+            # step, whose state copies can outgrow a short prompt's scan)
+            step_cap = self.scenario.prefill_chunk * step if mode == "chunked" else math.inf
+            for n in (_largest(room, per_seq, ws_per_seq, ws_cap), _largest(room, per_seq, step, step_cap)):
+                if n is not None:          # None: nothing on this stage grows with the batch
+                    best = n if best is None else min(best, n)
         return int(best or 0)
 
     def max_context(self, batch: int = 1) -> int | None:
@@ -312,18 +317,17 @@ class Roofline:
         (no KV cache and a prefill workspace that stops growing with the prompt)."""
         mode, best = self.scenario.prefill_mode, None
         for st in self.stages:
-            act = st.activation_bytes_per_token
+            act, step = st.activation_bytes_per_token, st.step_activation_bytes_per_token
             room = self.capacity_bytes - st.weights_bytes - batch * st.state_bytes_per_sequence \
                 - (batch * self.logits_bytes if st.head else 0.0)
-            if mode == "sequential":
-                room -= batch * act
-                ws_per_token, ws_cap = 0.0, 0.0
-            else:
-                ws_per_token = batch * act
+            step_ws = min(batch, self.scenario.prefill_chunk) * step if mode == "chunked" else batch * step
+            bounds = [_largest(room - step_ws, batch * st.kv_bytes_per_token, 0.0, 0.0)]   # a decode step
+            if mode != "sequential":                                                       # the prefill
                 ws_cap = self.scenario.prefill_chunk * act if mode == "chunked" else math.inf
-            n = _largest(room, batch * st.kv_bytes_per_token, ws_per_token, ws_cap)
-            if n is not None:
-                best = n if best is None else min(best, n)
+                bounds.append(_largest(room, batch * st.kv_bytes_per_token, batch * act, ws_cap))
+            for n in bounds:
+                if n is not None:
+                    best = n if best is None else min(best, n)
         return best
 
 
