@@ -13,6 +13,12 @@ from typing import Any
 from designer.cliutil import UsageError, emit_json, progress_bar
 
 
+# RunSettings fields as the distill and minipuzzle commands name them, for distill.check_run's messages
+OPTION_NAMES = {"steps": "--steps", "batch_size": "--batch-size", "seq_len": "--seq-len",
+                "checkpoint_every": "--checkpoint-every", "lr": "--lr", "temperature": "--temperature",
+                "hidden_mse_weight": "--hidden-mse"}
+
+
 def build_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--teacher", required=True, metavar="DIR",
                         help="trained model directory (layout + model.py + model.pt)")
@@ -77,18 +83,16 @@ def run(args: argparse.Namespace) -> int:
     from designer.commands._paths import check_output_dir
     from designer.layout import LayoutError, load_layout, save_layout
     out = check_output_dir(args.out, "--out")
-    for name in ("steps", "batch_size", "seq_len", "checkpoint_every"):
-        if getattr(args, name) < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if not args.lr > 0 or args.lr == float("inf"):
-        raise UsageError(f"--lr must be > 0 and finite, got {args.lr}")
-    if not args.temperature > 0:
-        raise UsageError(f"--temperature must be > 0, got {args.temperature}")
-    if not args.hidden_mse >= 0:
-        raise UsageError(f"--hidden-mse must be >= 0, got {args.hidden_mse}")
+    from designer.search.puzzle.distill import DistillError, RunSettings, check_run
+    try:
+        check_run(RunSettings(kind="distill", steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len,
+                              checkpoint_every=args.checkpoint_every, lr=args.lr, temperature=args.temperature,
+                              hidden_mse_weight=args.hidden_mse), OPTION_NAMES)
+    except DistillError as e:
+        raise UsageError(str(e)) from None
     import torch
 
-    from designer.search.puzzle.distill import DistillError, distill, heldout_loss, RunSettings, save_atomic
+    from designer.search.puzzle.distill import distill, heldout_loss, save_atomic
     from designer.search.puzzle.modeldir import check_device, load_model_dir
     from designer.search.puzzle.student import init_student
     check_device(args.device)

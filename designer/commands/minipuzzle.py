@@ -85,11 +85,11 @@ def run(args: argparse.Namespace) -> int:
                               batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr,
                               temperature=args.temperature, hidden_mse_weight=args.hidden_mse, device=args.device,
                               seed=args.seed, assumptions=Assumptions(hardware=args.hardware, context=args.context))
+    from designer.commands.distill import OPTION_NAMES
     try:
-        check_settings(settings)
+        check_settings(settings, {**OPTION_NAMES, "steps": "--short-steps/--distill-steps"})
     except DistillError as e:
-        raise UsageError(str(e).replace("hidden_mse_weight", "--hidden-mse").replace("temperature", "--temperature")
-                         .replace("lr must", "--lr must")) from None
+        raise UsageError(str(e)) from None
     quiet = args.quiet or args.json
     bar, say, close = _bars(not quiet and sys.stderr.isatty(), plain=not quiet)
     try:

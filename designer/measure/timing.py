@@ -29,7 +29,7 @@ import torch
 from designer.export.model_export import model_args
 from designer.export.template import load_template
 from designer.layout import Layout, atomic_write_text
-from designer.measure import error_summary, measured_path, relative_error  # noqa: F401  (relative_error: re-exported)
+from designer.measure import error_summary, measured_path, relative_error
 from designer.profile.analytic import prepare
 
 KERNELS = ("torch", "triton")

@@ -274,9 +274,21 @@ class Roofline:
         """Activation bytes of the prefill (the largest transient) on one stage."""
         s = self.scenario
         tokens = mem.prefill_split(s.prefill_mode, batch, prompt, s.prefill_chunk).peak_tokens
-        one_token = prompt == 1 or s.prefill_mode == "sequential"   # one token per sequence a pass: a step
-        per_token = stage.step_activation_bytes_per_token if one_token else stage.activation_bytes_per_token
-        return tokens * per_token + (batch * self.logits_bytes if stage.head else 0.0)
+        return tokens * self._per_token(stage, prompt) + (batch * self.logits_bytes if stage.head else 0.0)
+
+    def _per_token(self, stage: Stage, prompt: int) -> float:
+        """Activation bytes per token of a pass over `prompt`-token prompts: a step's when each sequence
+        passes one token at a time (decode, or sequential prefill; the torch SSD step differs from its scan)."""
+        one_token = prompt == 1 or self.scenario.prefill_mode == "sequential"
+        return stage.step_activation_bytes_per_token if one_token else stage.activation_bytes_per_token
+
+    def _workspace_slope(self, stage: Stage, prompt: int) -> tuple[float, float]:
+        """_workspace's activation term as (bytes per sequence, cap): min(batch x the first, cap) for any batch
+        (memory.prefill_split's largest pass), for the closed-form capacity solutions below."""
+        s = self.scenario
+        per_token = self._per_token(stage, prompt)
+        cap = s.prefill_chunk * per_token if s.prefill_mode == "chunked" else math.inf
+        return mem.prefill_split(s.prefill_mode, 1, prompt, s.prefill_chunk).peak_tokens * per_token, cap
 
     def memory(self, batch: int, context: int, *, prompt: int | None = None) -> MemoryBreakdown:
         """Per-GPU memory with `batch` sequences of `context` cached tokens, after prefilling `prompt`
@@ -300,14 +312,10 @@ class Roofline:
         for st in self.stages:
             per_seq = st.kv_bytes_per_token * (prompt + gen) + st.state_bytes_per_sequence \
                 + (self.logits_bytes if st.head else 0.0)
-            act, step = st.activation_bytes_per_token, st.step_activation_bytes_per_token
-            room = self.capacity_bytes - st.weights_bytes
-            ws_per_seq, ws_cap = (step, math.inf) if mode == "sequential" else \
-                (prompt * act, self.scenario.prefill_chunk * act if mode == "chunked" else math.inf)
-            # the prefill's workspace, and a decode step's (the same as the prefill's but for the torch SSD
-            # step, whose state copies can outgrow a short prompt's scan)
-            step_cap = self.scenario.prefill_chunk * step if mode == "chunked" else math.inf
-            for n in (_largest(room, per_seq, ws_per_seq, ws_cap), _largest(room, per_seq, step, step_cap)):
+            # the prefill's workspace, and a decode step's (the same but for the torch SSD step, whose state
+            # copies can outgrow a short prompt's scan)
+            for passed in (prompt, 1):
+                n = _largest(self.capacity_bytes - st.weights_bytes, per_seq, *self._workspace_slope(st, passed))
                 if n is not None:          # None: nothing on this stage grows with the batch
                     best = n if best is None else min(best, n)
         return int(best or 0)
@@ -317,12 +325,12 @@ class Roofline:
         (no KV cache and a prefill workspace that stops growing with the prompt)."""
         mode, best = self.scenario.prefill_mode, None
         for st in self.stages:
-            act, step = st.activation_bytes_per_token, st.step_activation_bytes_per_token
             room = self.capacity_bytes - st.weights_bytes - batch * st.state_bytes_per_sequence \
                 - (batch * self.logits_bytes if st.head else 0.0)
-            step_ws = min(batch, self.scenario.prefill_chunk) * step if mode == "chunked" else batch * step
-            bounds = [_largest(room - step_ws, batch * st.kv_bytes_per_token, 0.0, 0.0)]   # a decode step
-            if mode != "sequential":                                                       # the prefill
+            step_per_seq, step_cap = self._workspace_slope(st, 1)
+            bounds = [_largest(room - min(batch * step_per_seq, step_cap), batch * st.kv_bytes_per_token, 0.0, 0.0)]
+            if mode != "sequential":       # the prefill, whose workspace grows with the context (to its cap)
+                act = st.activation_bytes_per_token
                 ws_cap = self.scenario.prefill_chunk * act if mode == "chunked" else math.inf
                 bounds.append(_largest(room, batch * st.kv_bytes_per_token, batch * act, ws_cap))
             for n in bounds:

@@ -75,15 +75,21 @@ def _trainer():
     return load_template("train_proxy.py")
 
 
-def _check(settings: RunSettings) -> None:
-    for name in ("steps", "batch_size", "seq_len", "checkpoint_every"):
-        v = getattr(settings, name)
+def check_run(settings: RunSettings, names: dict[str, str] | None = None) -> None:
+    """DistillError naming the first bad setting; `names` maps fields to what the caller calls them (a
+    command's options, e.g. {"hidden_mse_weight": "--hidden-mse"})."""
+    def name(field: str) -> str:
+        return (names or {}).get(field, field)
+    for field in ("steps", "batch_size", "seq_len", "checkpoint_every"):
+        v = getattr(settings, field)
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise DistillError(f"{name} must be an integer >= 1, got {v!r}")
+            raise DistillError(f"{name(field)} must be an integer >= 1, got {v!r}")
+    if not 0 < settings.lr < float("inf"):
+        raise DistillError(f"{name('lr')} must be > 0 and finite, got {settings.lr!r}")
     if not settings.temperature > 0:
-        raise DistillError(f"temperature must be > 0, got {settings.temperature!r}")
+        raise DistillError(f"{name('temperature')} must be > 0, got {settings.temperature!r}")
     if not settings.hidden_mse_weight >= 0:
-        raise DistillError(f"hidden_mse_weight must be >= 0, got {settings.hidden_mse_weight!r}")
+        raise DistillError(f"{name('hidden_mse_weight')} must be >= 0, got {settings.hidden_mse_weight!r}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -188,7 +194,7 @@ def _run(model, loss_fn, settings: RunSettings, *, out_dir, resume: bool, progre
          device: str, stop_at: int | None, run_id: dict | None = None) -> dict:
     """run_id: which student (and teacher) this is, beside the settings: a checkpoint of another is refused."""
     import torch
-    _check(settings)
+    check_run(settings)
     trainer = _trainer()
     cfg = settings.trainer_config(_vocab(model))
     dev = torch.device(device)
@@ -200,8 +206,8 @@ def _run(model, loss_fn, settings: RunSettings, *, out_dir, resume: bool, progre
     start, curve, before, t_spent = 0, [], None, 0.0
     state = load_checkpoint(ckpt_path) if (resume and ckpt_path is not None) else None
     if state is not None:
-        if state.get("settings") != settings.identity():
-            diff = sorted(k for k, v in settings.identity().items() if (state.get("settings") or {}).get(k) != v)
+        diff = _identity_diff(state.get("settings"), settings.identity())
+        if diff:
             raise DistillError(f"{ckpt_path}: the checkpoint is of another run (differs in {', '.join(diff)}); "
                                "use another --out or run without --resume")
         diff = _identity_diff(state.get("run"), run_id or {})
@@ -275,7 +281,7 @@ def distill(teacher, student, *, task: str = "text", steps: int, batch_size: int
                            temperature=temperature, hidden_mse_weight=hidden_mse_weight, seed=seed,
                            checkpoint_every=checkpoint_every, eval_batches=eval_batches,
                            eval_batch_size=eval_batch_size)
-    _check(settings)
+    check_run(settings)
     ident = {"teacher_weights": fingerprint(teacher), "student_init": fingerprint(student), **(run_id or {})}
     teacher.to(torch.device(device)).eval()
     for p in teacher.parameters():

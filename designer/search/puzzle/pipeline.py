@@ -394,17 +394,15 @@ def run_minipuzzle(teacher_dir, *, budget_bytes: float | None = None, keep_fract
     }
 
 
-def check_settings(settings: PuzzleSettings) -> None:
+def check_settings(settings: PuzzleSettings, names: dict[str, str] | None = None) -> None:
     """The distillation settings (temperature, lr, hidden-MSE weight, steps, sizes) checked as the stages will
-    check them, before any model runs: DistillError."""
-    from designer.search.puzzle.distill import DistillError, RunSettings, _check
-    if not settings.lr > 0 or settings.lr == float("inf"):
-        raise DistillError(f"lr must be > 0 and finite, got {settings.lr!r}")
+    check them, before any model runs: DistillError (`names`: as distill.check_run)."""
+    from designer.search.puzzle.distill import RunSettings, check_run
     for steps in (settings.short_steps, settings.long_steps):
         rs = RunSettings(kind="distill", steps=steps, batch_size=settings.batch_size, seq_len=settings.seq_len,
                          lr=settings.lr, temperature=settings.temperature,
                          hidden_mse_weight=settings.hidden_mse_weight, seed=settings.seed)
-        _check(rs)
+        check_run(rs, names)
         rs.trainer_config()
 
 
