@@ -3,7 +3,7 @@ multi-query associative recall, accuracy vs width, a learning-rate sweep per mod
 
     python bench/proxy_zoology.py [--budget-s 540]                 # GPU: writes bench/results/proxy_zoology.json
     python bench/proxy_zoology.py --device cpu --tiny              # CPU check: proxy_zoology_cpu.json
-    python bench/proxy_zoology.py --only hybrid --append          # one family per 10-minute device call
+    python bench/proxy_zoology.py --append                        # resume the grid in the next device call
 
 Families (each mixer followed by an MLP, as in a Transformer block): attention `*-*-` (RoPE theta 10,000),
 hybrid `M-*-` (one Mamba-2 layer, one attention layer), mamba2 `M-M-` (state size from --state-sizes).
@@ -25,11 +25,13 @@ RESULTS = ROOT / "bench" / "results"
 
 FAMILIES = {"attention": "*-*-", "hybrid": "M-*-", "mamba2": "M-M-"}
 # Zoology Fig. 2: vocab 8192, 512 tokens, 64 pairs, widths 64-512, lr swept, ~100k training sequences
-# steps: 2500 x 64 = 160k sequences; on the CPU the transition came after ~600 steps of a 2000-step cosine and
-# not at all in 1000-step runs (bench/results/proxy_mqar_plateau_cpu.json), so the schedule must be long
-FULL = {"vocab": 8192, "seq_len": 512, "pairs": 64, "widths": "64,128,256,512", "lrs": "1e-3,3e-3",
-        "state_sizes": "16,64", "steps": 2500, "batch": 64, "seeds": "0"}
+# On the H200 (bench/results/proxy_zoology_explore_h200.json) every 2,000-step run at lr 3e-3 / 1e-2 stayed on the
+# ln(V/2) plateau; lr 1e-3 with a long cosine and short curriculum sequences (tokens_per_pair 16) took a 2-layer
+# Transformer past it between steps 1,000 and 2,000 (100% from 4,000), a hybrid from step ~1,500 (47.5% at 3,000)
+FULL = {"vocab": 8192, "seq_len": 512, "pairs": 64, "widths": "64,128,256,512", "lrs": "1e-3",
+        "state_sizes": "16,64", "steps": 4000, "batch": 64, "seeds": "0", "min_kv_pairs": 4, "tokens_per_pair": 16}
 TINY = {"vocab": 256, "seq_len": 64, "pairs": 8, "widths": "64", "lrs": "3e-3", "state_sizes": "16",
+        "min_kv_pairs": 0, "tokens_per_pair": 0,
         "steps": 150, "batch": 32, "seeds": "0"}
 
 
@@ -47,6 +49,12 @@ def layout(family: str, width: int, state_size: int, vocab: int, seq_len: int, r
             "attention": {"num_heads": heads, "num_kv_heads": heads, "head_dim": width // heads,
                           "qkv_bias": False, "rope_theta": rope_theta},
             "mlp": {"intermediate_size": 2 * width, "activation": "swiglu"}}
+
+
+def run_key(run: dict) -> tuple:
+    """What makes two runs the same run (so --append can resume a grid)."""
+    return tuple(run.get(k) for k in ("family", "width", "state_size", "num_kv_pairs", "seq_len", "lr", "seed",
+                                      "steps", "min_kv_pairs", "tokens_per_pair"))
 
 
 def gpu_name(device: str) -> str:
@@ -84,12 +92,12 @@ def main(argv: list[str] | None = None) -> int:
         ap.add_argument("--" + key.replace("_", "-"), type=type(FULL[key]))
     ap.add_argument("--rope-theta", type=float, default=10000.0, help="attention RoPE base (0 = no RoPE)")
     ap.add_argument("--heads", type=int, default=1, help="attention heads (head_dim = width / heads)")
-    ap.add_argument("--min-kv-pairs", type=int, default=0, help="curriculum floor (0: all at --pairs)")
     ap.add_argument("--power-a", type=float, default=0.01, help="query placement power law (1 = uniform)")
     ap.add_argument("--budget-s", type=float, default=540.0, help="start no run that would end after this many seconds (judged by the last run)")
     ap.add_argument("-o", "--out", help="result JSON (default bench/results/proxy_zoology[_cpu].json)")
     ap.add_argument("--append", action="store_true",
-                    help="keep the runs already in --out and add these (one family per device call)")
+                    help="keep the runs already in --out, skip those already there and add the rest "
+                         "(a grid resumed over several device calls)")
     args = ap.parse_args(argv)
     s = {k: (getattr(args, k) if getattr(args, k) is not None else (TINY if args.tiny else FULL)[k]) for k in FULL}
     out = Path(args.out) if args.out else RESULTS / ("proxy_zoology_cpu.json" if args.device == "cpu"
@@ -102,30 +110,35 @@ def main(argv: list[str] | None = None) -> int:
     ints = lambda text: [int(v) for v in str(text).split(",")]   # noqa: E731
     result = {"command": "python bench/proxy_zoology.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "gpu": gpu_name(args.device), "torch": torch.__version__, "settings": s,
-              "rope_theta": args.rope_theta or None, "heads": args.heads, "power_a": args.power_a, "min_kv_pairs": args.min_kv_pairs,
-              "runs": [], "skipped": []}
+              "rope_theta": args.rope_theta or None, "heads": args.heads, "power_a": args.power_a,               "runs": [], "skipped": []}
     if args.append and out.exists():
         old = json.loads(out.read_text())
         result["runs"] = old["runs"] + result["runs"]
         result["command"] = old["command"] + " && " + result["command"]
         result["earlier_settings"] = old.get("earlier_settings", []) + [old.get("settings")]
+    done = {run_key(r) for r in result["runs"]}
     t0, last_s = time.perf_counter(), 0.0
-    for family in families:
-        for width in ints(s["widths"]):
-            for state in (ints(s["state_sizes"]) if family != "attention" else [0]):
-                for lr in [float(v) for v in str(s["lrs"]).split(",")]:
+    # the learning rate is the outer loop: one pass over every family and width comes first, the sweep's
+    # other rates after it, so a budget that runs out still leaves the whole accuracy-vs-width picture
+    for lr in [float(v) for v in str(s["lrs"]).split(",")]:
+        for family in families:
+            for width in ints(s["widths"]):
+                for state in (ints(s["state_sizes"]) if family != "attention" else [0]):
                     for seed in ints(s["seeds"]):
                         run = {"family": family, "layout": FAMILIES[family], "width": width,
                                "state_size": state or None, "num_kv_pairs": s["pairs"], "seq_len": s["seq_len"],
-                               "lr": lr, "seed": seed, "steps": s["steps"]}
+                               "lr": lr, "seed": seed, "steps": s["steps"], "min_kv_pairs": s["min_kv_pairs"],
+                               "tokens_per_pair": s["tokens_per_pair"]}
+                        if run_key(run) in done:   # --append: this run is already in the file
+                            continue
                         if time.perf_counter() - t0 + last_s > args.budget_s:   # the next run would not fit
                             result["skipped"].append(run)
                             continue
                         d = layout(family, width, state or 16, s["vocab"], s["seq_len"], args.rope_theta or None, args.heads)
                         cfg = trainer.config_from_dict({
                             "name": f"{family}-{width}-s{state}-lr{lr:g}", "metrics": "",
-                            "tasks": {"mqar": {"num_kv_pairs": s["pairs"], "min_kv_pairs": args.min_kv_pairs,
-                                               "power_a": args.power_a}},
+                            "tasks": {"mqar": {"num_kv_pairs": s["pairs"], "min_kv_pairs": s["min_kv_pairs"],
+                                               "power_a": args.power_a, "tokens_per_pair": s["tokens_per_pair"]}},
                             "vocab_size": s["vocab"], "seq_len": s["seq_len"], "steps": s["steps"],
                             "batch_size": s["batch"], "lr": lr, "warmup_steps": s["steps"] // 10,
                             "eval_every": max(1, s["steps"] // 8), "eval_batches": 2, "eval_batch_size": 64,

@@ -1,4 +1,4 @@
-"""MODEL_COMPILE_SCAN=1: training runs model.py's torch SSD scan through torch.compile (issue 13, item 4: the
+"""MODEL_COMPILE_SCAN (auto = on CUDA): training runs model.py's torch SSD scan through torch.compile (issue 13, item 4: the
 proxy's SSM layers without fla-core's backward). The compiled scan must give the eager values and gradients."""
 from __future__ import annotations
 
@@ -54,3 +54,13 @@ def test_the_trainer_says_the_scan_was_compiled(monkeypatch):
     assert trainer.kernels_of(net, torch.device("cpu")) == "triton (torch scan)"
     monkeypatch.setattr(model, "COMPILE_SCAN", True)
     assert trainer.kernels_of(net, torch.device("cpu")) == "triton (torch compiled scan)"
+
+
+def test_compiled_scan_is_the_default_on_cuda_only(monkeypatch):
+    model = load_template("model.py")
+    monkeypatch.setattr(model, "COMPILE_SCAN", "auto")
+    assert model.compile_scan_on(torch.device("cuda")) and not model.compile_scan_on(torch.device("cpu"))
+    monkeypatch.setattr(model, "COMPILE_SCAN", False)                 # MODEL_COMPILE_SCAN=0
+    assert not model.compile_scan_on(torch.device("cuda"))
+    monkeypatch.setattr(model, "COMPILE_SCAN", True)                  # MODEL_COMPILE_SCAN=1
+    assert model.compile_scan_on(torch.device("cpu"))

@@ -256,6 +256,28 @@ def test_mqar_curriculum_mixes_pair_counts_in_training_only():
     assert (y_eval != IGNORE).sum(dim=1).tolist() == [8] * 12
 
 
+def test_mqar_tokens_per_pair_shortens_the_curriculum_sequences_and_pads_them():
+    # 8 pairs in L = 128 tokens, tokens_per_pair 8: the task's own 8 pairs keep all 128 tokens, the curriculum's
+    # 4 pairs fill 32 and 2 pairs 16 (>= 4 * n); the rest is padding (token 0, never a key or value), no targets
+    x, y = batch("mqar", batch_size=12, num_kv_pairs=8, min_kv_pairs=2, tokens_per_pair=8)
+    for row_x, row_y, (n, length) in zip(x.tolist(), y.tolist(), [(8, 128)] * 4 + [(4, 32)] * 4 + [(2, 16)] * 4):
+        assert all(t == 0 for t in row_x[length:]) and all(t == IGNORE for t in row_y[length:])
+        assert 0 not in row_x[:length]
+        asked = [t for t, target in enumerate(row_y) if target != IGNORE]
+        assert len(asked) == n and max(asked) < length
+    # the evaluation form keeps every sequence at num_kv_pairs and full length
+    gen = torch.Generator().manual_seed(0)
+    x_eval, y_eval = tasks.make_batch("mqar", 4, vocab_size=V, seq_len=L, gen=gen, train=False, num_kv_pairs=8,
+                                      min_kv_pairs=2, tokens_per_pair=8)
+    assert (x_eval != 0).all() and (y_eval != IGNORE).sum(dim=1).tolist() == [8] * 4
+
+
+def test_mqar_default_tokens_per_pair_passes_the_trainer_config():
+    cfg = trainer.config_from_dict({"name": "t", "tasks": {"mqar": {"num_kv_pairs": 4}}, "vocab_size": 64,
+                                    "seq_len": 32, "steps": 1, "batch_size": 2, "device": "cpu"})
+    assert cfg.tasks["mqar"]["tokens_per_pair"] == 0
+
+
 def test_selective_copy_answers_are_the_scattered_tokens_in_order():
     x, y = batch("selective_copy", num_tokens=16)
     region = L - 16
@@ -305,6 +327,8 @@ def test_memorization_uses_one_table_per_seed():
     ("mqar", (16, 128), {}, "vocab_size must be >= 2 * (num_kv_pairs + 1) = 18"),
     ("mqar", (256, 31), {}, "seq_len must be >= 4 * num_kv_pairs = 32"),
     ("mqar", (256, 128), {"min_kv_pairs": 9}, "min_kv_pairs must be <= num_kv_pairs"),
+    ("mqar", (256, 128), {"tokens_per_pair": 2}, "tokens_per_pair must be 0 (every sequence seq_len long) or"),
+    ("mqar", (256, 128), {"tokens_per_pair": -1}, "tokens_per_pair must be an integer >= 0"),
     ("selective_copy", (256, 32), {}, "seq_len must be >= 2 * num_tokens + 1 = 33"),
     ("noisy_recall", (26, 128), {}, "vocab_size must be >= 3 * (num_keys + 1) = 27"),
     ("noisy_recall", (256, 128), {"noise_prob": 1.0}, "noise_prob must be a number in [0, 1)"),
@@ -365,7 +389,8 @@ def test_write_proxy_files_writes_a_job_the_trainer_reads(tmp_path):
     assert layout["mamba"]["chunk_size"] == 16
     assert json.loads((tmp_path / "proxy.yaml").read_text()) == config
     cfg = trainer.load_config(tmp_path / "proxy.yaml")
-    assert cfg.tasks == {"mqar": {"num_kv_pairs": 2, "min_kv_pairs": 0, "power_a": 0.01}} and cfg.steps == 200
+    assert cfg.tasks == {"mqar": {"num_kv_pairs": 2, "min_kv_pairs": 0, "power_a": 0.01,
+                                   "tokens_per_pair": 0}} and cfg.steps == 200
     assert config["name"] == "nemotron-h-8b-proxy" and config["layout"] == "proxy_layout.json"
 
 
@@ -533,7 +558,8 @@ def test_export_writes_a_proxy_job_that_runs_with_torch_alone(tmp_path, capsys):
     assert proxy["pattern"] == "M-M-M-M*-M-M-" and proxy["hidden_size"] == 256 and proxy["vocab_size"] == 256
     config = json.loads((out / "proxy.yaml").read_text())
     assert config["layout"] == "proxy_layout.json" and config["model"] == "model.py"
-    assert config["tasks"] == {"mqar": {"num_kv_pairs": 8, "min_kv_pairs": 0, "power_a": 0.01}}
+    assert config["tasks"] == {"mqar": {"num_kv_pairs": 8, "min_kv_pairs": 0, "power_a": 0.01,
+                                         "tokens_per_pair": 0}}
     # run it from its directory with designer unimportable: the job needs torch and its own files only
     code = ("import runpy, sys; sys.modules['designer'] = None; "
             "sys.argv = ['train_proxy.py', '--steps', '2', '--device', 'cpu', '--quiet']; "

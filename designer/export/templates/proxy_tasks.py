@@ -33,7 +33,7 @@ IGNORE = -100
 
 # name -> default parameters (besides vocab_size and seq_len, which all tasks share)
 TASKS: dict[str, dict] = {
-    "mqar": {"num_kv_pairs": 8, "min_kv_pairs": 0, "power_a": 0.01},
+    "mqar": {"num_kv_pairs": 8, "min_kv_pairs": 0, "power_a": 0.01, "tokens_per_pair": 0},
     "selective_copy": {"num_tokens": 16},
     "noisy_recall": {"num_keys": 8, "noise_prob": 0.3},
     "fuzzy_recall": {"num_keys": 8, "max_key_len": 3, "max_value_len": 3},
@@ -60,7 +60,7 @@ def check_task(name: str, vocab_size: int, seq_len: int, params: dict | None = N
     p = task_params(name, params)
     V, L = vocab_size, seq_len
     for key, value in p.items():
-        low = 0 if key == "min_kv_pairs" else 1
+        low = 0 if key in ("min_kv_pairs", "tokens_per_pair") else 1
         if key not in ("noise_prob", "power_a") and (isinstance(value, bool) or not isinstance(value, int) or value < low):
             raise ValueError(f"task {name}: {key} must be an integer >= {low}, got {value!r}")
 
@@ -73,6 +73,9 @@ def check_task(name: str, vocab_size: int, seq_len: int, params: dict | None = N
         need(L >= 4 * n, f"seq_len must be >= 4 * num_kv_pairs = {4 * n} (pairs, then a query slot per pair)")
         need(V // 2 - 1 >= n, f"vocab_size must be >= 2 * (num_kv_pairs + 1) = {2 * (n + 1)} (distinct keys)")
         need(p["min_kv_pairs"] <= n, "min_kv_pairs must be <= num_kv_pairs (0 = no curriculum)")
+        t = p["tokens_per_pair"]
+        need(not isinstance(t, bool) and isinstance(t, int) and (t == 0 or t >= 4),
+             f"tokens_per_pair must be 0 (every sequence seq_len long) or an integer >= 4, got {t!r}")
         a = p["power_a"]
         need(not isinstance(a, bool) and isinstance(a, (int, float)) and 0.0 < a <= 1.0,
              f"power_a must be a number in (0, 1] (1 = uniform query slots), got {a!r}")
@@ -118,7 +121,8 @@ def make_batch(name: str, batch_size: int, *, vocab_size: int, seq_len: int, gen
         return text(batch_size, vocab_size, seq_len, gen, split="train" if train else "heldout", **p)
     if name == "mqar":
         return mqar_mixture(batch_size, vocab_size, seq_len, gen, num_kv_pairs=p["num_kv_pairs"],
-                            min_kv_pairs=p["min_kv_pairs"] if train else 0, power_a=p["power_a"])
+                            min_kv_pairs=p["min_kv_pairs"] if train else 0, power_a=p["power_a"],
+                            tokens_per_pair=p["tokens_per_pair"])
     return fn(batch_size, vocab_size, seq_len, gen, **p)
 
 
@@ -159,16 +163,30 @@ def mqar(B: int, V: int, L: int, gen: torch.Generator, *, num_kv_pairs: int, pow
 
 
 def mqar_mixture(B: int, V: int, L: int, gen: torch.Generator, *, num_kv_pairs: int, min_kv_pairs: int = 0,
-                 power_a: float = 0.01):
+                 power_a: float = 0.01, tokens_per_pair: int = 0):
     """MQAR with a curriculum: with min_kv_pairs > 0 the batch is split evenly over num_kv_pairs,
     num_kv_pairs / 2, ... down to min_kv_pairs pairs (Zoology also trains on a mixture of pair counts, which
-    lets a model find the recall mechanism on the easy sequences first). 0 = all sequences at num_kv_pairs."""
+    lets a model find the recall mechanism on the easy sequences first). 0 = all sequences at num_kv_pairs.
+    tokens_per_pair > 0: a curriculum sequence of n < num_kv_pairs pairs is only min(L, tokens_per_pair * n)
+    tokens long (Zoology pairs a sequence length with each pair count: 4 pairs in 64 tokens, 8 in 128, 16 in
+    256), padded to L with token 0 (never a key or value) and no targets, so the easy sequences are short as
+    well; sequences of num_kv_pairs pairs (and so the evaluation) keep all L tokens."""
     counts = [num_kv_pairs]
     while min_kv_pairs and counts[-1] // 2 >= min_kv_pairs:
         counts.append(counts[-1] // 2)
-    parts = [mqar(B // len(counts) + (i < B % len(counts)), V, L, gen, num_kv_pairs=n, power_a=power_a)
-             for i, n in enumerate(counts) if B // len(counts) + (i < B % len(counts))]
-    return torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts])
+    xs, ys = [], []
+    for i, n in enumerate(counts):
+        rows = B // len(counts) + (i < B % len(counts))
+        if not rows:
+            continue
+        length = min(L, max(4 * n, tokens_per_pair * n)) if tokens_per_pair and n < num_kv_pairs else L
+        x, y = mqar(rows, V, length, gen, num_kv_pairs=n, power_a=power_a)
+        if length < L:
+            x = torch.cat([x, torch.zeros(rows, L - length, dtype=x.dtype)], dim=1)
+            y = torch.cat([y, torch.full((rows, L - length), IGNORE, dtype=y.dtype)], dim=1)
+        xs.append(x)
+        ys.append(y)
+    return torch.cat(xs), torch.cat(ys)
 
 
 def selective_copy(B: int, V: int, L: int, gen: torch.Generator, *, num_tokens: int):
