@@ -51,10 +51,19 @@ def layout(family: str, width: int, state_size: int, vocab: int, seq_len: int, r
             "mlp": {"intermediate_size": 2 * width, "activation": "swiglu"}}
 
 
-def run_key(run: dict) -> tuple:
-    """What makes two runs the same run (so --append can resume a grid)."""
-    return tuple(run.get(k) for k in ("family", "width", "state_size", "num_kv_pairs", "seq_len", "lr", "seed",
-                                      "steps", "min_kv_pairs", "tokens_per_pair"))
+RUN_KEY = ("family", "width", "state_size", "num_kv_pairs", "seq_len", "vocab", "batch", "lr", "seed", "steps",
+           "min_kv_pairs", "tokens_per_pair", "power_a", "rope_theta", "heads")
+
+
+def run_key(run: dict, file: dict | None = None) -> tuple:
+    """What makes two runs the same run (so --append can resume a grid). Rows of files written before a run
+    recorded all of it take the missing settings from their file (`file`: its top level)."""
+    file = file or {}
+    settings = file.get("settings") or {}
+    fallback = {"vocab": settings.get("vocab"), "batch": settings.get("batch"), "tokens_per_pair": 0,
+                "min_kv_pairs": file.get("min_kv_pairs", settings.get("min_kv_pairs")),
+                "power_a": file.get("power_a"), "rope_theta": file.get("rope_theta"), "heads": file.get("heads")}
+    return tuple(run[k] if k in run else fallback.get(k) for k in RUN_KEY)
 
 
 def gpu_name(device: str) -> str:
@@ -111,12 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     result = {"command": "python bench/proxy_zoology.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "gpu": gpu_name(args.device), "torch": torch.__version__, "settings": s,
               "rope_theta": args.rope_theta or None, "heads": args.heads, "power_a": args.power_a,               "runs": [], "skipped": []}
+    done = set()
     if args.append and out.exists():
         old = json.loads(out.read_text())
-        result["runs"] = old["runs"] + result["runs"]
+        # every row keeps its whole setting, so rows of files with other top-level settings stay readable
+        keys = [run_key(r, old) for r in old["runs"]]
+        result["runs"] = [{**dict(zip(RUN_KEY, k)), **r} for r, k in zip(old["runs"], keys)] + result["runs"]
+        done = set(keys)
         result["command"] = old["command"] + " && " + result["command"]
         result["earlier_settings"] = old.get("earlier_settings", []) + [old.get("settings")]
-    done = {run_key(r) for r in result["runs"]}
     t0, last_s = time.perf_counter(), 0.0
     # the learning rate is the outer loop: one pass over every family and width comes first, the sweep's
     # other rates after it, so a budget that runs out still leaves the whole accuracy-vs-width picture
@@ -127,8 +139,9 @@ def main(argv: list[str] | None = None) -> int:
                     for seed in ints(s["seeds"]):
                         run = {"family": family, "layout": FAMILIES[family], "width": width,
                                "state_size": state or None, "num_kv_pairs": s["pairs"], "seq_len": s["seq_len"],
-                               "lr": lr, "seed": seed, "steps": s["steps"], "min_kv_pairs": s["min_kv_pairs"],
-                               "tokens_per_pair": s["tokens_per_pair"]}
+                               "vocab": s["vocab"], "batch": s["batch"], "lr": lr, "seed": seed, "steps": s["steps"],
+                               "min_kv_pairs": s["min_kv_pairs"], "tokens_per_pair": s["tokens_per_pair"],
+                               "power_a": args.power_a, "rope_theta": args.rope_theta or None, "heads": args.heads}
                         if run_key(run) in done:   # --append: this run is already in the file
                             continue
                         if time.perf_counter() - t0 + last_s > args.budget_s:   # the next run would not fit

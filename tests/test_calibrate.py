@@ -405,7 +405,7 @@ def test_fit_recovers_the_terms_from_repeated_decode_blocks(shell):
     assert any(abs(wrong[n] / truth[n] - 1) > 0.1 for n in truth if truth[n])
 
 
-# the torch terms fitted from bench/results/calibration_h200_micro_torch.json (one-block decode points, no
+# the torch terms fitted from bench/results/calibration_h200_micro_torch_one_block.json (one-block decode points, no
 # "repeat") before decode points could repeat their block: such a file must fit exactly as it did
 H200_TORCH_ONE_BLOCK = {"attention": 0.3341, "scan": 0.02751, "mamba_elementwise_passes": 62.8,
                         "attention_elementwise_passes": 0.0, "mlp_elementwise_passes": 2.732, "mamba_kernels": 51.89,
@@ -417,7 +417,7 @@ H200_TORCH_ONE_BLOCK = {"attention": 0.3341, "scan": 0.02751, "mamba_elementwise
 
 def test_a_run_without_repeat_fits_as_it_did_before():
     from pathlib import Path
-    path = Path(__file__).resolve().parent.parent / "bench" / "results" / "calibration_h200_micro_torch.json"
+    path = Path(__file__).resolve().parent.parent / "bench" / "results" / "calibration_h200_micro_torch_one_block.json"
     if not path.is_file():
         pytest.skip(f"{path} is not here")
     micro = load_micro_file(path)["torch"]

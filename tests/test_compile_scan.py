@@ -54,13 +54,48 @@ def test_the_trainer_says_the_scan_was_compiled(monkeypatch):
     assert trainer.kernels_of(net, torch.device("cpu")) == "triton (torch scan)"
     monkeypatch.setattr(model, "COMPILE_SCAN", True)
     assert trainer.kernels_of(net, torch.device("cpu")) == "triton (torch compiled scan)"
+    # a model without Mamba-2 layers has no scan to compile
+    monkeypatch.setattr(model, "kernels_in_use", lambda device: "torch")
+    attention_only = model.build_model(args=model_args(load_layout("llama-3.1-8b")).tiny())
+    assert trainer.kernels_of(attention_only, torch.device("cpu")) == "torch"
+
+
+def test_compile_scan_setting_parses_the_environment_strictly():
+    model = load_template("model.py")
+    assert model.compile_scan_setting(None) == "auto" and model.compile_scan_setting(" Auto ") == "auto"
+    assert all(model.compile_scan_setting(v) is True for v in ("1", "true", "ON", "yes"))
+    assert all(model.compile_scan_setting(v) is False for v in ("0", "false", "off", "no"))
+    for bad in ("", "2", "maybe"):
+        with pytest.raises(ValueError, match="MODEL_COMPILE_SCAN must be auto, 1 or 0"):
+            model.compile_scan_setting(bad)
+    # the module's setting is what the environment says (unset in the test run: 'auto', so on for CUDA only)
+    import os
+    assert model.COMPILE_SCAN == model.compile_scan_setting(os.environ.get("MODEL_COMPILE_SCAN"))
 
 
 def test_compiled_scan_is_the_default_on_cuda_only(monkeypatch):
     model = load_template("model.py")
-    monkeypatch.setattr(model, "COMPILE_SCAN", "auto")
+    monkeypatch.setattr(model, "COMPILE_SCAN", model.compile_scan_setting(None))
     assert model.compile_scan_on(torch.device("cuda")) and not model.compile_scan_on(torch.device("cpu"))
     monkeypatch.setattr(model, "COMPILE_SCAN", False)                 # MODEL_COMPILE_SCAN=0
     assert not model.compile_scan_on(torch.device("cuda"))
     monkeypatch.setattr(model, "COMPILE_SCAN", True)                  # MODEL_COMPILE_SCAN=1
     assert model.compile_scan_on(torch.device("cpu"))
+
+
+def test_auto_falls_back_to_the_eager_scan_when_compiling_fails(monkeypatch):
+    model = load_template("model.py")
+
+    def broken(*args):
+        raise RuntimeError("no C compiler")
+    monkeypatch.setattr(model, "_COMPILED_SCAN", broken)
+    monkeypatch.setattr(model, "compile_scan_on", lambda device: True)   # as on CUDA
+    x, dt, A, B, C = _inputs()
+    monkeypatch.setattr(model, "COMPILE_SCAN", True)                  # asked for explicitly: the error shows
+    with pytest.raises(RuntimeError, match="no C compiler"):
+        model.training_scan(x, dt, A, B, C, 32)
+    monkeypatch.setattr(model, "COMPILE_SCAN", "auto")                # the default: eager, with a warning
+    with pytest.warns(UserWarning, match="training with the eager scan"):
+        y, state = model.training_scan(x, dt, A, B, C, 32)
+    want_y, want_state = model.ssd_chunked_scan(x, dt, A, B, C, 32)
+    assert torch.equal(y, want_y) and torch.equal(state, want_state) and model.COMPILE_SCAN is False

@@ -5,6 +5,9 @@
 # 2. the triton held-out grid of three whole models (TTFT 4k/16k/64k, TPOT b1/16/64 at 4k/16k/64k)
 # 3. proxy training speed with the torch scan compiled vs eager (issue 13 item 4)
 # 4. the MQAR Zoology grid's first pass, as long as the call allows (issue 13)
+# As run on 2026-12-02 (kept as it ran): it wrote 16 files into $OUT, and a call returns 8, so the nemotron triton
+# grid, the proxy speed files and the MQAR JSON were lost (the later scripts pack one tarball); a skipped MQAR
+# step logs "zoology rc=1" (the `[ ]` test's status).
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl .whl/extra/*.whl

@@ -19,7 +19,7 @@ timeout 90 python3 -m designer.cli measure nemotron-h-8b --device cuda --kernels
   --contexts 4096,16384,65536 --batches 1,16,64 --iters 2 --save "$W/nemotron-h-8b_cuda_triton.json" > "$W/measure.log" 2>&1
 echo "measure rc=$? at $(el) s" >> "$W/calls.log"; pack
 B=$(( 540 - $(el) - 25 ))
-timeout $(( B + 20 )) python3 -m designer.cli calibrate --hardware h200 --kernels triton --layouts nemotron-h-8b,llama-3.1-8b \
+[ $B -gt 30 ] && timeout $(( B + 20 )) python3 -m designer.cli calibrate --hardware h200 --kernels triton --layouts nemotron-h-8b,llama-3.1-8b \
   --device cuda --budget-s $B --out "$W/calibration_h200_micro_triton.json" > "$W/calibrate.log" 2>&1
 echo "calibrate rc=$? budget $B at $(el) s" >> "$W/calls.log"; pack
 cat "$W/calls.log"; grep -h "accuracy" $W/mqar_*.log

@@ -34,6 +34,7 @@ import argparse
 import json
 import math
 import os
+import warnings
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -72,8 +73,21 @@ USE_KERNELS = KERNELS != "torch"   # mamba_ssm / causal_conv1d, when installed a
 # Training on CUDA runs the torch SSD scan through torch.compile (inductor fuses its segment sums, exponentials
 # and masks into Triton kernels: 1.57x the hybrid proxy's tokens/s on an H200, same losses), for GPUs where
 # fla-core's scan backward is refused. MODEL_COMPILE_SCAN: auto (default: on CUDA), 1 (also on the CPU), 0 (never)
-_COMPILE_ENV = os.environ.get("MODEL_COMPILE_SCAN", "auto").strip().lower()
-COMPILE_SCAN: bool | str = "auto" if _COMPILE_ENV == "auto" else _COMPILE_ENV not in ("", "0")
+
+
+def compile_scan_setting(text: str | None) -> bool | str:
+    """MODEL_COMPILE_SCAN's value: 'auto' (unset or 'auto'), True (1/true/on/yes) or False (0/false/off/no)."""
+    value = "auto" if text is None else text.strip().lower()
+    if value == "auto":
+        return "auto"
+    if value in ("1", "true", "on", "yes"):
+        return True
+    if value in ("0", "false", "off", "no"):
+        return False
+    raise ValueError(f"MODEL_COMPILE_SCAN must be auto, 1 or 0, got {text!r}")
+
+
+COMPILE_SCAN = compile_scan_setting(os.environ.get("MODEL_COMPILE_SCAN"))
 _SDPA_HAS_GQA = tuple(int(v) for v in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 5)
 try:
     from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -454,12 +468,26 @@ def compile_scan_on(device: torch.device) -> bool:
 def training_scan(x, dt, A, B, C, chunk_size: int, initial_state=None):
     """ssd_chunked_scan for a pass that keeps gradients: through torch.compile where compile_scan_on (compiled
     once per shape), else eager."""
-    global _COMPILED_SCAN
+    global _COMPILED_SCAN, COMPILE_SCAN
     if not (torch.is_grad_enabled() and compile_scan_on(x.device)):
         return ssd_chunked_scan(x, dt, A, B, C, chunk_size, initial_state)
     if _COMPILED_SCAN is None:
+        from torch import _dynamo
+        # one compiled graph per shape: a sweep over widths and state sizes in one process passes torch's
+        # default of 8, after which it would run the rest eagerly without saying so
+        config = _dynamo.config
+        name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
+        setattr(config, name, max(getattr(config, name), 64))
         _COMPILED_SCAN = torch.compile(ssd_chunked_scan, dynamic=False)
-    return _COMPILED_SCAN(x, dt, A, B, C, chunk_size, initial_state)
+    try:
+        return _COMPILED_SCAN(x, dt, A, B, C, chunk_size, initial_state)
+    except Exception as e:   # noqa: BLE001 - inductor/Triton unusable here: 'auto' falls back, an explicit 1 fails
+        if COMPILE_SCAN is not True:
+            warnings.warn(f"MODEL_COMPILE_SCAN=auto: torch.compile of the SSD scan failed ({type(e).__name__}: "
+                          f"{e}); training with the eager scan")
+            COMPILE_SCAN = False
+            return ssd_chunked_scan(x, dt, A, B, C, chunk_size, initial_state)
+        raise
 
 
 def ssd_step(state, x, dt, A, B, C):

@@ -60,8 +60,8 @@ def check_task(name: str, vocab_size: int, seq_len: int, params: dict | None = N
     p = task_params(name, params)
     V, L = vocab_size, seq_len
     for key, value in p.items():
-        low = 0 if key in ("min_kv_pairs", "tokens_per_pair") else 1
-        if key not in ("noise_prob", "power_a") and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+        low = 0 if key == "min_kv_pairs" else 1
+        if key not in ("noise_prob", "power_a", "tokens_per_pair") and (isinstance(value, bool) or not isinstance(value, int) or value < low):
             raise ValueError(f"task {name}: {key} must be an integer >= {low}, got {value!r}")
 
     def need(ok: bool, what: str) -> None:
@@ -179,7 +179,7 @@ def mqar_mixture(B: int, V: int, L: int, gen: torch.Generator, *, num_kv_pairs: 
         rows = B // len(counts) + (i < B % len(counts))
         if not rows:
             continue
-        length = min(L, max(4 * n, tokens_per_pair * n)) if tokens_per_pair and n < num_kv_pairs else L
+        length = min(L, tokens_per_pair * n) if tokens_per_pair and n < num_kv_pairs else L   # >= 4 n: check_task
         x, y = mqar(rows, V, length, gen, num_kv_pairs=n, power_a=power_a)
         if length < L:
             x = torch.cat([x, torch.zeros(rows, L - length, dtype=x.dtype)], dim=1)
