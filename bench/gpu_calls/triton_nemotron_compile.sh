@@ -2,12 +2,7 @@
 # One H200 device call: nemotron-h-8b's triton held-out grid (issue 12; fla-core autotunes on first use, so the
 # first triton measure of a fresh machine needs minutes) and proxy training speed, torch scan eager vs compiled
 # (MODEL_COMPILE_SCAN, issue 13 item 4). $OUT gets one tarball.
-set -u
-OUT=${OUT:-/tmp/out}; W=/tmp/work; mkdir -p "$OUT" "$W"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
-start=$(date +%s); el() { echo $(( $(date +%s) - start )); }
-pack() { tar -czf "$OUT/results.tgz" -C "$W" . ; }
+source "$(dirname "$0")/setup.sh"
 timeout 230 python3 -m designer.cli measure nemotron-h-8b --device cuda --kernels triton --prompts 4096,16384,65536 \
   --contexts 4096,16384,65536 --batches 1,16,64 --iters 2 --save "$W/nemotron-h-8b_cuda_triton.json" > "$W/measure.log" 2>&1
 echo "measure rc=$? at $(el) s" >> "$W/calls.log"; pack
