@@ -34,7 +34,6 @@ import argparse
 import json
 import math
 import os
-import warnings
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -483,6 +482,7 @@ def training_scan(x, dt, A, B, C, chunk_size: int, initial_state=None):
         return _COMPILED_SCAN(x, dt, A, B, C, chunk_size, initial_state)
     except Exception as e:   # noqa: BLE001 - inductor/Triton unusable here: 'auto' falls back, an explicit 1 fails
         if COMPILE_SCAN is not True:
+            import warnings
             warnings.warn(f"MODEL_COMPILE_SCAN=auto: torch.compile of the SSD scan failed ({type(e).__name__}: "
                           f"{e}); training with the eager scan")
             COMPILE_SCAN = False
