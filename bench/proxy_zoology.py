@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     ints = lambda text: [int(v) for v in str(text).split(",")]   # noqa: E731
     result = {"command": "python bench/proxy_zoology.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "gpu": gpu_name(args.device), "torch": torch.__version__, "settings": s,
-              "rope_theta": args.rope_theta or None, "heads": args.heads, "power_a": args.power_a,               "runs": [], "skipped": []}
+              "rope_theta": args.rope_theta or None, "heads": args.heads, "power_a": args.power_a,
+              "runs": [], "skipped": []}
     done = set()
     if args.append and out.exists():
         old = json.loads(out.read_text())

@@ -2,6 +2,8 @@
 proxy's SSM layers without fla-core's backward). The compiled scan must give the eager values and gradients."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -69,7 +71,6 @@ def test_compile_scan_setting_parses_the_environment_strictly():
         with pytest.raises(ValueError, match="MODEL_COMPILE_SCAN must be auto, 1 or 0"):
             model.compile_scan_setting(bad)
     # the module's setting is what the environment says (unset in the test run: 'auto', so on for CUDA only)
-    import os
     assert model.COMPILE_SCAN == model.compile_scan_setting(os.environ.get("MODEL_COMPILE_SCAN"))
 
 

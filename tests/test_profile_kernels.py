@@ -28,7 +28,7 @@ ONE_PASS = Scenario(batch=1, prompt=PROMPT, gen=16, prefill_mode="parallel", tp=
 
 
 def h200(efficiency: dict | None = None, kernels: dict | None = None):
-    """The H200 profile with `changes` in its general efficiency and only the `kernels` blocks given (none by
+    """The H200 profile with `efficiency` changes in its general block and only the `kernels` blocks given (none by
     default: the plain roofline, whatever the committed profile's fitted blocks are)."""
     data = {**H200, "efficiency": {**H200["efficiency"], **(efficiency or {})}, "kernels": kernels or {}}
     return hardware_from_dict(data, source="h200-test.yaml")

@@ -181,11 +181,8 @@ def mqar_mixture(B: int, V: int, L: int, gen: torch.Generator, *, num_kv_pairs: 
             continue
         length = min(L, tokens_per_pair * n) if tokens_per_pair and n < num_kv_pairs else L   # >= 4 n: check_task
         x, y = mqar(rows, V, length, gen, num_kv_pairs=n, power_a=power_a)
-        if length < L:
-            x = torch.cat([x, torch.zeros(rows, L - length, dtype=x.dtype)], dim=1)
-            y = torch.cat([y, torch.full((rows, L - length), IGNORE, dtype=y.dtype)], dim=1)
-        xs.append(x)
-        ys.append(y)
+        xs.append(torch.nn.functional.pad(x, (0, L - length)))
+        ys.append(torch.nn.functional.pad(y, (0, L - length), value=IGNORE))
     return torch.cat(xs), torch.cat(ys)
 
 

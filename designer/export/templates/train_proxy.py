@@ -321,7 +321,8 @@ def kernels_of(model: torch.nn.Module, device: torch.device) -> str:
     fla-core's scan backward is known to be wrong and training takes the torch scan (model.fla_scan_backward_ok)."""
     module = sys.modules.get(type(model).__module__)
     kernels = module.kernels_in_use(device) if hasattr(module, "kernels_in_use") else "torch"
-    has_scan = any(type(m).__name__ == "Mamba2Mixer" for m in model.modules())   # the scan compile_scan_on covers
+    mixer = getattr(module, "Mamba2Mixer", None)                  # the layer whose scan compile_scan_on covers
+    has_scan = mixer is not None and any(isinstance(m, mixer) for m in model.modules())
     compiled = " compiled" if has_scan and hasattr(module, "compile_scan_on") and module.compile_scan_on(device) else ""
     if kernels == "triton" and hasattr(module, "fla_kernels") and not module.fla_kernels().scan_backward:
         return f"triton (torch{compiled} scan)"
