@@ -4,6 +4,7 @@ multi-query associative recall, accuracy vs width, a learning-rate sweep per mod
     python bench/proxy_zoology.py [--budget-s 540]                 # GPU: writes bench/results/proxy_zoology.json
     python bench/proxy_zoology.py --device cpu --tiny              # CPU check: proxy_zoology_cpu.json
     python bench/proxy_zoology.py --append                        # resume the grid in the next device call
+    python bench/proxy_zoology.py --merge A.json B.json -o OUT.json  # one file (and plot) from several lanes
 
 Families (each mixer followed by an MLP, as in a Transformer block): attention `*-*-` (RoPE theta 10,000),
 hybrid `M-*-` (one Mamba-2 layer, one attention layer), mamba2 `M-M-` (state size from --state-sizes).
@@ -36,12 +37,13 @@ TINY = {"vocab": 256, "seq_len": 64, "pairs": 8, "widths": "64", "lrs": "3e-3", 
 
 
 def layout(family: str, width: int, state_size: int, vocab: int, seq_len: int, rope_theta: float | None,
-           heads: int = 1) -> dict:
+           heads: int = 1, tie: bool = True) -> dict:
     """A two-mixer layout for model.py: `heads` attention heads (Zoology's MQAR attention has one), MLP
-    2x width, Mamba-2 expand 2 with head_dim 16 (32 from width 128)."""
+    2x width, Mamba-2 expand 2 with head_dim 16 (32 from width 128), the output head tied to the token
+    embedding as in Zoology's language model (`tie`)."""
     head_dim = 16 if width < 128 else 32
     return {"name": f"zoology-{family}-{width}", "family": "nemotron_h", "hidden_size": width,
-            "vocab_size": vocab, "tie_word_embeddings": False, "norm_eps": 1e-5, "pattern": FAMILIES[family],
+            "vocab_size": vocab, "tie_word_embeddings": tie, "norm_eps": 1e-5, "pattern": FAMILIES[family],
             "max_position_embeddings": seq_len,
             "mamba": {"version": 2, "num_heads": 2 * width // head_dim, "head_dim": head_dim, "n_groups": 1,
                       "state_size": state_size, "conv_kernel": 4, "conv_bias": True, "proj_bias": False,
@@ -52,7 +54,7 @@ def layout(family: str, width: int, state_size: int, vocab: int, seq_len: int, r
 
 
 RUN_KEY = ("family", "width", "state_size", "num_kv_pairs", "seq_len", "vocab", "batch", "lr", "seed", "steps",
-           "min_kv_pairs", "tokens_per_pair", "power_a", "rope_theta", "heads")
+           "min_kv_pairs", "tokens_per_pair", "power_a", "rope_theta", "heads", "tie_embeddings")
 
 
 def run_key(run: dict, file: dict | None = None) -> tuple:
@@ -62,7 +64,8 @@ def run_key(run: dict, file: dict | None = None) -> tuple:
     settings = file.get("settings") or {}
     fallback = {"vocab": settings.get("vocab"), "batch": settings.get("batch"), "tokens_per_pair": 0,
                 "min_kv_pairs": file.get("min_kv_pairs", settings.get("min_kv_pairs")),
-                "power_a": file.get("power_a"), "rope_theta": file.get("rope_theta"), "heads": file.get("heads")}
+                "power_a": file.get("power_a"), "rope_theta": file.get("rope_theta"), "heads": file.get("heads"),
+                "tie_embeddings": file.get("tie_embeddings", False)}
     return tuple(run[k] if k in run else fallback.get(k) for k in RUN_KEY)
 
 
@@ -71,25 +74,65 @@ def gpu_name(device: str) -> str:
     return torch.cuda.get_device_name(0) if device.startswith("cuda") and torch.cuda.is_available() else "cpu"
 
 
+def series_name(run: dict) -> str:
+    """One line of the plot: family, state size (Mamba-2 layers), untied output head, step count."""
+    state = f", state {run['state_size']}" if run["family"] != "attention" and run.get("state_size") else ""
+    untied = ", untied head" if run.get("tie_embeddings") is False else ""
+    return f"{run['family']}{state}{untied}, {run['steps']} steps"
+
+
 def plot(runs: list[dict], path: Path) -> None:
-    """Best accuracy (over lr and seed) vs width, one line per family and state size."""
+    """Best accuracy (over lr and seed) vs width, one line per family / state size / set-up, and every run's
+    accuracy over its training steps. plotly.js embedded: the report opens offline."""
     try:
         import plotly.graph_objects as go
+        from plotly.subplots import make_subplots
     except ImportError:
         return
-    best: dict[tuple, dict[int, float]] = {}
+    best: dict[str, dict[int, float]] = {}
     for r in runs:
-        key = (r["family"], r["state_size"] if r["family"] != "attention" else None)
-        best.setdefault(key, {})
-        best[key][r["width"]] = max(best[key].get(r["width"], 0.0), r["accuracy"])
-    fig = go.Figure()
-    for (family, state), pts in sorted(best.items(), key=str):
+        pts = best.setdefault(series_name(r), {})
+        pts[r["width"]] = max(pts.get(r["width"], 0.0), r["accuracy"])
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("accuracy vs width (best lr / seed)",
+                                                        "accuracy during training"))
+    for name, pts in sorted(best.items()):
         w = sorted(pts)
-        fig.add_scatter(x=w, y=[pts[x] for x in w], mode="lines+markers",
-                        name=family + (f" (state {state})" if state else ""))
-    fig.update_layout(title="MQAR accuracy vs width (best lr)", xaxis_title="model width", yaxis_title="accuracy",
-                      xaxis_type="log", yaxis_range=[0, 1.02])
-    fig.write_html(path, include_plotlyjs="cdn")
+        fig.add_scatter(x=w, y=[pts[x] for x in w], mode="lines+markers", name=name, legendgroup=name,
+                        row=1, col=1)
+    for r in runs:
+        hist = r.get("accuracy_history") or []
+        fig.add_scatter(x=[h["step"] for h in hist], y=[h["mqar"] for h in hist], mode="lines",
+                        name=f"{series_name(r)}, width {r['width']}, lr {r['lr']:g}", showlegend=False,
+                        legendgroup=series_name(r), line={"width": 1}, row=1, col=2)
+    fig.update_xaxes(type="log", title_text="model width", row=1, col=1)
+    fig.update_xaxes(title_text="training step", row=1, col=2)
+    fig.update_yaxes(range=[0, 1.02], title_text="MQAR accuracy (64 pairs, 512 tokens)", row=1, col=1)
+    fig.update_yaxes(range=[0, 1.02], row=1, col=2)
+    fig.update_layout(title="Zoology MQAR on " + (runs[0].get("gpu", "") if runs else ""), height=520)
+    fig.write_html(path, include_plotlyjs=True)
+
+
+def merge(paths: list[str], out: Path) -> int:
+    """One result file from several (lanes of a device call, or calls): every run keeps its whole setting
+    (run_key, with its own file's top level as fallback); a run in several files is kept once (the first)."""
+    merged = {"command": [], "gpu": None, "torch": None, "merged_from": [], "runs": [], "skipped": []}
+    seen = set()
+    for p in paths:
+        d = json.loads(Path(p).read_text())
+        merged["command"].append(d["command"])
+        merged["merged_from"].append(Path(p).name)
+        merged["gpu"] = merged["gpu"] or d.get("gpu")
+        merged["torch"] = merged["torch"] or d.get("torch")
+        for r in d["runs"]:
+            key = run_key(r, d)
+            if key not in seen:
+                seen.add(key)
+                merged["runs"].append({**dict(zip(RUN_KEY, key)), **r, "gpu": d.get("gpu")})
+    merged["command"] = " ; ".join(merged["command"])
+    write_json(out, merged)
+    plot(merged["runs"], out.with_suffix(".html"))
+    print(f"{len(merged['runs'])} runs from {len(paths)} files -> {out}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,13 +144,19 @@ def main(argv: list[str] | None = None) -> int:
         ap.add_argument("--" + key.replace("_", "-"), type=type(FULL[key]))
     ap.add_argument("--rope-theta", type=float, default=10000.0, help="attention RoPE base (0 = no RoPE)")
     ap.add_argument("--heads", type=int, default=1, help="attention heads (head_dim = width / heads)")
+    ap.add_argument("--untied", action="store_true",
+                    help="a separate output head (default: tied to the token embedding, as in Zoology)")
     ap.add_argument("--power-a", type=float, default=0.01, help="query placement power law (1 = uniform)")
     ap.add_argument("--budget-s", type=float, default=540.0, help="start no run that would end after this many seconds (judged by the last run)")
     ap.add_argument("-o", "--out", help="result JSON (default bench/results/proxy_zoology[_cpu].json)")
     ap.add_argument("--append", action="store_true",
                     help="keep the runs already in --out, skip those already there and add the rest "
                          "(a grid resumed over several device calls)")
+    ap.add_argument("--merge", nargs="+", metavar="FILE",
+                    help="only merge these result files (lanes or calls) into --out and plot them")
     args = ap.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, Path(args.out) if args.out else RESULTS / "proxy_zoology.json")
     s = {k: (getattr(args, k) if getattr(args, k) is not None else (TINY if args.tiny else FULL)[k]) for k in FULL}
     out = Path(args.out) if args.out else RESULTS / ("proxy_zoology_cpu.json" if args.device == "cpu"
                                                       else "proxy_zoology.json")
@@ -120,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"command": "python bench/proxy_zoology.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "gpu": gpu_name(args.device), "torch": torch.__version__, "settings": s,
               "rope_theta": args.rope_theta or None, "heads": args.heads, "power_a": args.power_a,
-              "runs": [], "skipped": []}
+              "tie_embeddings": not args.untied, "runs": [], "skipped": []}
     done = set()
     if args.append and out.exists():
         old = json.loads(out.read_text())
@@ -142,13 +191,15 @@ def main(argv: list[str] | None = None) -> int:
                                "state_size": state or None, "num_kv_pairs": s["pairs"], "seq_len": s["seq_len"],
                                "vocab": s["vocab"], "batch": s["batch"], "lr": lr, "seed": seed, "steps": s["steps"],
                                "min_kv_pairs": s["min_kv_pairs"], "tokens_per_pair": s["tokens_per_pair"],
-                               "power_a": args.power_a, "rope_theta": args.rope_theta or None, "heads": args.heads}
+                               "power_a": args.power_a, "rope_theta": args.rope_theta or None, "heads": args.heads,
+                               "tie_embeddings": not args.untied}
                         if run_key(run) in done:   # --append: this run is already in the file
                             continue
                         if time.perf_counter() - t0 + last_s > args.budget_s:   # the next run would not fit
                             result["skipped"].append(run)
                             continue
-                        d = layout(family, width, state or 16, s["vocab"], s["seq_len"], args.rope_theta or None, args.heads)
+                        d = layout(family, width, state or 16, s["vocab"], s["seq_len"], args.rope_theta or None, args.heads,
+                                   tie=not args.untied)
                         cfg = trainer.config_from_dict({
                             "name": f"{family}-{width}-s{state}-lr{lr:g}", "metrics": "",
                             "tasks": {"mqar": {"num_kv_pairs": s["pairs"], "min_kv_pairs": s["min_kv_pairs"],

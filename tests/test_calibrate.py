@@ -677,3 +677,14 @@ def test_from_gpu_measurements_writes_the_profile(capsys, tmp_path, profile_dir)
 def test_calibrate_command_module_imports_no_torch():
     code = "import sys, designer.cli, designer.commands.calibrate; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+@pytest.mark.parametrize("context", [1, 4096, 16384, 65536, 65537])
+def test_micro_decode_cache_lengths_are_multiples_of_8_and_hold_every_step(context):
+    # a cache of context + 42 positions (2 mod 8) leaves the static-cache attention's bf16 rows misaligned for
+    # cuBLAS; the whole-model measurement sizes its cache context + 16: both now aligned
+    for grid in (micro_mod.QUICK, FULL):
+        n = micro_mod._decode_cache_len(context, grid)
+        steps = micro_mod._decode_steps(grid)
+        assert n % 8 == 0 and context + steps <= n < context + steps + 8
+    assert micro_mod._decode_cache_len(65536, FULL) == 65536 + 48   # FULL runs (1 + 3) x 10 replays + 2 = 42 steps

@@ -594,3 +594,31 @@ def test_prefetched_batches_do_not_depend_on_the_number_of_threads(workers):
         assert torch.equal(x1, x2) and torch.equal(y1, y2)
     assert not torch.equal(one[0][0], one[1][0])                 # steps draw different batches
     assert torch.equal(make(3)[0], one[3][0])                    # step s's batch is a function of (seed, s)
+
+
+def test_mqar_drawn_by_a_cpu_generator_keeps_every_tensor_where_the_generator_is():
+    # the same seed gives the same batch, every tensor sits on gen.device (bench/mqar_batch_speed.py draws on
+    # the GPU too), and the answers are the values that follow their queries
+    tasks = trainer.tasks
+    gen = trainer.step_generator(3, 7)
+    x, y = tasks.make_batch("mqar", 8, vocab_size=512, seq_len=128, gen=gen, num_kv_pairs=16, min_kv_pairs=4,
+                            tokens_per_pair=8)
+    x2, y2 = tasks.make_batch("mqar", 8, vocab_size=512, seq_len=128, gen=trainer.step_generator(3, 7),
+                              num_kv_pairs=16, min_kv_pairs=4, tokens_per_pair=8)
+    assert torch.equal(x, x2) and torch.equal(y, y2) and x.device == gen.device == y.device
+    answered = y != tasks.IGNORE
+    assert bool(((y[answered] >= 256) & (y[answered] < 512)).all())          # answers are values
+    assert bool((x[:, 1:][answered[:, :-1]] == y[:, :-1][answered[:, :-1]]).all())   # value follows its query
+
+
+def test_distinct_draws_a_uniform_random_subset_in_a_uniform_random_order():
+    gen = torch.Generator().manual_seed(0)
+    d = trainer.tasks._distinct(20_000, 3, 10, 16, gen)                 # 3 of the 6 integers 10..15
+    assert d.min() >= 10 and d.max() <= 15
+    assert bool((d[:, 0] != d[:, 1]).all() and (d[:, 0] != d[:, 2]).all() and (d[:, 1] != d[:, 2]).all())
+    for col in range(3):                                                 # every place: each integer 1/6 of the time
+        share = torch.bincount(d[:, col] - 10, minlength=6).double() / d.size(0)
+        assert torch.allclose(share, torch.full((6,), 1 / 6, dtype=torch.float64), atol=0.01), share
+    # the order is random too: the first of the three is the smallest a third of the time, not always
+    first_smallest = (d[:, 0] == d.min(dim=1).values).double().mean().item()
+    assert abs(first_smallest - 1 / 3) < 0.02

@@ -1175,7 +1175,9 @@ class CausalLM(nn.Module):
         cuda_graph (default: on CUDA, for layouts without MoE, whose routing syncs with the host): every decode
         step replays one captured graph (DecodeGraph); False decodes eagerly."""
         b, t = input_ids.shape
-        cache = self.new_cache(b, t + max_new_tokens)
+        # a cache length that is a multiple of 8 keeps the static-cache attention's bf16 rows 16-byte aligned
+        # (cuBLAS's fast kernels need it); the extra positions are masked
+        cache = self.new_cache(b, -(-(t + max_new_tokens) // 8) * 8)
         if cuda_graph is None:
             cuda_graph = input_ids.is_cuda and "E" not in self.args.pattern
         step = DecodeGraph(self, cache) if cuda_graph and max_new_tokens > 1 else (lambda ids: self(ids, cache=cache))

@@ -127,8 +127,10 @@ def make_batch(name: str, batch_size: int, *, vocab_size: int, seq_len: int, gen
 
 
 def _distinct(batch: int, n: int, low: int, high: int, gen: torch.Generator) -> torch.Tensor:
-    """[batch, n] integers from [low, high), distinct within a row."""
-    return torch.rand(batch, high - low, generator=gen).argsort(dim=1)[:, :n] + low
+    """[batch, n] integers from [low, high), distinct within a row, in random order: the places of the n largest
+    of high - low uniform draws (a uniformly random n-subset, in a uniformly random order; topk rather than a
+    full sort: the CPU drew a Zoology-sized MQAR batch in 36 ms with argsort, most of it sorting)."""
+    return torch.rand(batch, high - low, generator=gen, device=gen.device).topk(n, dim=1).indices + low
 
 
 def mqar(B: int, V: int, L: int, gen: torch.Generator, *, num_kv_pairs: int, power_a: float = 0.01):
@@ -138,22 +140,22 @@ def mqar(B: int, V: int, L: int, gen: torch.Generator, *, num_kv_pairs: int, pow
     within a sequence; the query slots are drawn without replacement with P(gap i) ~ i^(power_a - 1)
     (power_a 0.01: mostly soon after the pairs, like repeated bigrams in text; 1 = uniform). Unlike Zoology,
     the value also follows its query in the input (the answer is the next token, as in every task here)."""
-    N = num_kv_pairs
+    N, dev = num_kv_pairs, gen.device   # drawn where the generator lives (bench/mqar_batch_speed.py times both)
     keys = _distinct(B, N, 1, V // 2, gen)
     values = _distinct(B, N, V // 2, V, gen)
     # filler between the queries: random tokens, but never one of this sequence's keys. Zoology draws the
     # filler from the whole vocabulary, which at its 8192 tokens almost never repeats a key; at a few hundred
     # tokens each key would reappear about L/V times in the filler followed by a random token, and "find the
     # earlier copy of this key, read the token after it" (the recall circuit) would be wrong that often.
-    x = torch.randint(1, V, (B, L), generator=gen)
+    x = torch.randint(1, V, (B, L), generator=gen, device=dev)
     is_key = (x[:, :, None] == keys[:, None, :]).any(-1)
-    x = torch.where(is_key, torch.randint(V // 2, V, (B, L), generator=gen), x)
-    y = torch.full((B, L), IGNORE, dtype=torch.long)
+    x = torch.where(is_key, torch.randint(V // 2, V, (B, L), generator=gen, device=dev), x)
+    y = torch.full((B, L), IGNORE, dtype=torch.long, device=dev)
     x[:, 0:2 * N:2], x[:, 1:2 * N:2] = keys, values
     space = (L - 2 * N) // 2
-    weight = torch.arange(1, space + 1, dtype=torch.float64) ** (power_a - 1.0)
+    weight = torch.arange(1, space + 1, dtype=torch.float64, device=dev) ** (power_a - 1.0)
     slots = torch.multinomial(weight.expand(B, space), N, replacement=False, generator=gen)
-    order = torch.rand(B, N, generator=gen).argsort(dim=1)
+    order = torch.rand(B, N, generator=gen, device=dev).argsort(dim=1)
     pos = 2 * N + 2 * slots
     qk, qv = keys.gather(1, order), values.gather(1, order)
     x.scatter_(1, pos, qk)

@@ -1,0 +1,46 @@
+"""bench/proxy_zoology.py's bookkeeping (no training): run keys with file fallbacks, and --merge of lane files."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def load():
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location("proxy_zoology_bench", BENCH / "proxy_zoology.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def row(**kw):
+    base = {"family": "attention", "width": 64, "state_size": None, "num_kv_pairs": 64, "seq_len": 512,
+            "vocab": 8192, "batch": 64, "lr": 1e-3, "seed": 0, "steps": 4000, "min_kv_pairs": 4,
+            "tokens_per_pair": 16, "power_a": 0.01, "rope_theta": 10000.0, "heads": 1, "accuracy": 0.5,
+            "accuracy_history": [{"step": 4000, "mqar": 0.5}]}
+    return {**base, **kw}
+
+
+def test_merge_keeps_each_run_once_and_old_files_read_as_untied(tmp_path):
+    z = load()
+    old = {"command": "old", "gpu": "H200", "runs": [row(width=64), row(width=128, accuracy=0.9)]}   # before tying
+    new = {"command": "new", "gpu": "H200", "tie_embeddings": True,
+           "runs": [row(width=64, tie_embeddings=True, accuracy=0.1), row(width=128, tie_embeddings=False)]}
+    (tmp_path / "a.json").write_text(json.dumps(old))
+    (tmp_path / "b.json").write_text(json.dumps(new))
+    out = tmp_path / "m.json"
+    assert z.merge([str(tmp_path / "a.json"), str(tmp_path / "b.json")], out) == 0
+    merged = json.loads(out.read_text())
+    got = [(r["width"], r["tie_embeddings"], r["accuracy"]) for r in merged["runs"]]
+    # b's untied width-128 run is a's width-128 run (same whole setting): kept once, from the first file
+    assert got == [(64, False, 0.5), (128, False, 0.9), (64, True, 0.1)]
+    assert merged["command"] == "old ; new" and merged["merged_from"] == ["a.json", "b.json"]
+    assert z.series_name(merged["runs"][0]) == "attention, untied head, 4000 steps"
+    assert z.series_name(row(family="mamba2", state_size=16, tie_embeddings=True)) == "mamba2, state 16, 4000 steps"
