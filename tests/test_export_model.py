@@ -270,3 +270,65 @@ def test_python_model_py_smoke_runs_and_prints_the_parameter_count(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "56,324,350,464 parameters" in proc.stdout
     assert "toy sizes" in proc.stdout and "finite: True" in proc.stdout and "generate: (2, 11)" in proc.stdout
+
+
+def _decode_ops(preset: str) -> dict:
+    import collections
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from designer.export.model_export import model_args
+    from designer.measure.flops import reduced
+
+    class Count(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = collections.Counter()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops[func.overloadpacket.__name__] += 1
+            return func(*args, **(kwargs or {}))
+
+    torch.manual_seed(0)
+    model = M.build_model(args=model_args(reduced(load_layout(preset))), device="cpu").eval()
+    cache = model.new_cache(1, 40)
+    ids = torch.randint(0, 256, (1, 1))
+    with torch.no_grad():
+        model(torch.randint(0, 256, (1, 32)), cache=cache)
+        cache.position.fill_(cache.seq_len)
+        with Count() as c:
+            logits = model(ids, cache=cache, position=cache.position)
+    return {"ops": c.ops, "logits": logits, "layers": len(model.body.layers)}
+
+
+def test_a_decode_step_builds_rope_tables_positions_and_mask_once_for_all_attention_layers():
+    # llama-3.1-8b has 32 attention layers; before the tables were shared a step ran cos/sin 64 times each and
+    # arange 160 times (2,184 kernel operators in all; bench/decode_op_count.py)
+    r = _decode_ops("llama-3.1-8b")
+    assert r["layers"] == 32 and r["ops"]["cos"] == 1 and r["ops"]["sin"] == 1
+    assert r["ops"]["arange"] == 3                     # positions, inv_freq, the cache slots of the mask
+    assert r["ops"]["bitwise_not"] + r["ops"]["le"] == 2 and r["ops"]["masked_fill"] == 32
+    assert r["ops"]["index_copy_"] == 64 and r["ops"]["_softmax"] == 32
+
+
+def test_shared_tables_give_the_logits_each_layer_computing_its_own_gave():
+    # the reference: every attention layer builds its own positions, tables and mask (StepShared per call)
+    torch.manual_seed(0)
+    from designer.export.model_export import model_args
+    from designer.measure.flops import reduced
+    model = M.build_model(args=model_args(reduced(load_layout("llama-3.1-8b"))), device="cpu").eval()
+    prompt, nxt = torch.randint(0, 256, (2, 24)), torch.randint(0, 256, (2, 1))
+    outs = []
+    for own in (False, True):
+        cache = model.new_cache(2, 32)
+        orig = M.StepShared.get
+        if own:   # a fresh table per use: what each layer computed before the sharing
+            M.StepShared.get = lambda self, key, make: make()
+        try:
+            with torch.no_grad():
+                a = model(prompt, cache=cache)
+                cache.position.fill_(cache.seq_len)
+                b = model(nxt, cache=cache, position=cache.position)
+        finally:
+            M.StepShared.get = orig
+        outs.append((a, b))
+    assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])

@@ -808,16 +808,37 @@ class KVCache:
         self.k, self.v = k, v   # (b, kv_heads, max_seq_len, head_dim)
 
 
-def rope(x: torch.Tensor, positions: torch.Tensor, theta: float) -> torch.Tensor:
-    """Rotary position embedding, half-split convention (transformers' rotate_half). x: (b, h, t, d).
-    The frequencies are computed in float32 each call, so casting the model to bf16 cannot round them."""
-    d = x.shape[-1]
-    inv_freq = 1.0 / theta ** (torch.arange(0, d, 2, device=x.device, dtype=torch.float32) / d)
+def rope_tables(positions: torch.Tensor, d: int, theta: float, dtype: torch.dtype):
+    """RoPE's cos and sin, (t, d), for `positions`. The frequencies are computed in float32, so casting the model
+    to bf16 cannot round them."""
+    inv_freq = 1.0 / theta ** (torch.arange(0, d, 2, device=positions.device, dtype=torch.float32) / d)
     freqs = torch.outer(positions.float(), inv_freq)
     emb = torch.cat([freqs, freqs], dim=-1)
-    cos, sin = emb.cos().to(x.dtype), emb.sin().to(x.dtype)
+    return emb.cos().to(dtype), emb.sin().to(dtype)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotary position embedding, half-split convention (transformers' rotate_half). x: (b, h, t, d)."""
     x1, x2 = x.chunk(2, dim=-1)
     return x * cos + torch.cat([-x2, x1], dim=-1) * sin
+
+
+def rope(x: torch.Tensor, positions: torch.Tensor, theta: float) -> torch.Tensor:
+    return apply_rope(x, *rope_tables(positions, x.shape[-1], theta, x.dtype))
+
+
+class StepShared:
+    """What every attention layer of one forward pass would otherwise recompute: the positions, RoPE's tables
+    and the static cache's mask, made once on first use (Backbone.forward makes one per pass). A decode step
+    of an 8B Transformer dispatched ~2,200 operators, ~26 per layer of them rebuilding these."""
+
+    def __init__(self):
+        self._made: dict = {}
+
+    def get(self, key: tuple, make):
+        if key not in self._made:
+            self._made[key] = make()
+        return self._made[key]
 
 
 class Attention(nn.Module):
@@ -838,21 +859,26 @@ class Attention(nn.Module):
         shape = (batch_size, self.n_kv_heads, max_seq_len, self.head_dim)
         return KVCache(torch.zeros(shape, device=device, dtype=dtype), torch.zeros(shape, device=device, dtype=dtype))
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, pos: int | torch.Tensor = 0) -> torch.Tensor:
-        """`pos` is the cache position: an int, or a 0-d tensor for static_cache_attention (CUDA graphs)."""
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, pos: int | torch.Tensor = 0,
+                shared: StepShared | None = None) -> torch.Tensor:
+        """`pos` is the cache position: an int, or a 0-d tensor for static_cache_attention (CUDA graphs).
+        `shared`: the tables this forward pass's attention layers share (made here when not given)."""
         b, t, _ = x.shape
+        shared = shared if shared is not None else StepShared()
         q = self.q_proj(x).view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        positions = shared.get(("positions", t), lambda: pos + torch.arange(t, device=x.device)
+                               if isinstance(pos, torch.Tensor) else torch.arange(pos, pos + t, device=x.device))
         if self.rope_theta is not None:
-            positions = (pos + torch.arange(t, device=x.device) if isinstance(pos, torch.Tensor)
-                         else torch.arange(pos, pos + t, device=x.device))
-            q, k = rope(q, positions, self.rope_theta), rope(k, positions, self.rope_theta)
+            cos, sin = shared.get(("rope", self.head_dim, self.rope_theta, q.dtype),
+                                  lambda: rope_tables(positions, self.head_dim, self.rope_theta, q.dtype))
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         fast = use_triton(x)
         if fast and cache is not None and t == 1 and not isinstance(pos, torch.Tensor):   # eager decode
             pos = torch.full((), pos, dtype=torch.long, device=x.device)
         if isinstance(pos, torch.Tensor):
-            return self.o_proj(self.static_cache_attention(q, k, v, cache, pos))
+            return self.o_proj(self.static_cache_attention(q, k, v, cache, pos, positions, shared))
         if cache is not None:
             if pos + t > cache.k.shape[2]:
                 raise ValueError(f"KV cache holds {cache.k.shape[2]} positions; got {pos + t}")
@@ -874,13 +900,14 @@ class Attention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, **gqa)
         return self.o_proj(y.transpose(1, 2).reshape(b, t, -1))
 
-    def static_cache_attention(self, q, k, v, cache: KVCache, pos: torch.Tensor) -> torch.Tensor:
+    def static_cache_attention(self, q, k, v, cache: KVCache, pos: torch.Tensor, positions: torch.Tensor | None = None,
+                               shared: StepShared | None = None) -> torch.Tensor:
         """Attention with the position as a tensor, so one captured CUDA graph serves every decode step: k, v
         are written at pos.., and the queries attend over the whole static cache, the slots after their own
         position masked out. The query heads of a KV head are stacked as one matrix (two GEMMs per layer,
         each reading the cache once); softmax in float32, as transformers' eager attention."""
         b, _, t, d = q.shape
-        positions = pos + torch.arange(t, device=q.device)
+        positions = positions if positions is not None else pos + torch.arange(t, device=q.device)
         cache.k.index_copy_(2, positions, k.to(cache.k.dtype))
         cache.v.index_copy_(2, positions, v.to(cache.v.dtype))
         if t == 1 and use_triton(q):   # flash-decoding over the live part of the cache
@@ -889,14 +916,21 @@ class Attention(nn.Module):
         groups = self.n_heads // self.n_kv_heads
         q = q.reshape(b, self.n_kv_heads, groups * t, d)
         scores = (q @ cache.k.transpose(-1, -2)).float() * d ** -0.5          # (b, kv, groups * t, max_len)
+        masked = (shared or StepShared()).get(("masked", groups, cache.k.shape[2], self.sliding_window),
+                                              lambda: self._static_masked(positions, groups, cache.k.shape[2]))
+        probs = torch.softmax(scores.masked_fill(masked, -torch.inf), dim=-1).to(cache.v.dtype)
+        y = (probs @ cache.v).view(b, self.n_heads, t, d)
+        return y.transpose(1, 2).reshape(b, t, -1)
+
+    def _static_masked(self, positions: torch.Tensor, groups: int, max_len: int) -> torch.Tensor:
+        """(groups * t, max_len) True where a query must not look: the slots after its own position (and, with
+        a sliding window, those too far behind it)."""
         q_pos = positions.repeat(groups)[:, None]
-        k_pos = torch.arange(cache.k.shape[2], device=q.device)[None, :]
+        k_pos = torch.arange(max_len, device=positions.device)[None, :]
         mask = k_pos <= q_pos
         if self.sliding_window is not None:
             mask &= q_pos - k_pos < self.sliding_window
-        probs = torch.softmax(scores.masked_fill(~mask, -torch.inf), dim=-1).to(cache.v.dtype)
-        y = (probs @ cache.v).view(b, self.n_heads, t, d)
-        return y.transpose(1, 2).reshape(b, t, -1)
+        return ~mask
 
     def _mask(self, t: int, pos: int, device) -> torch.Tensor | None:
         """None when the plain causal mask (or, for one new token, no mask) is right; else a boolean mask
@@ -1037,10 +1071,10 @@ class Block(nn.Module):
     def new_cache(self, batch_size, max_seq_len, device=None, dtype=None):
         return self.mixer.new_cache(batch_size, max_seq_len, device, dtype) if self.symbol in "M*" else None
 
-    def forward(self, x: torch.Tensor, cache=None, pos: int = 0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache=None, pos: int = 0, shared: StepShared | None = None) -> torch.Tensor:
         h = self.norm(x)
         if self.symbol == "*":
-            h = self.mixer(h, cache, pos)
+            h = self.mixer(h, cache, pos, shared)
         elif self.symbol == "M":
             h = self.mixer(h, cache)
         else:
@@ -1061,8 +1095,8 @@ class DecoderLayer(nn.Module):
     def new_cache(self, batch_size, max_seq_len, device=None, dtype=None):
         return self.self_attn.new_cache(batch_size, max_seq_len, device, dtype)
 
-    def forward(self, x: torch.Tensor, cache=None, pos: int = 0) -> torch.Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), cache, pos)
+    def forward(self, x: torch.Tensor, cache=None, pos: int = 0, shared: StepShared | None = None) -> torch.Tensor:
+        x = x + self.self_attn(self.input_layernorm(x), cache, pos, shared)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -1123,8 +1157,9 @@ class Backbone(nn.Module):
                 position: torch.Tensor | None = None) -> torch.Tensor:
         x = self.embedding(input_ids)
         pos = (cache.seq_len if position is None else position) if cache is not None else 0
+        shared = StepShared()   # positions, RoPE tables, masks: made once for all attention layers
         for i, layer in enumerate(self.layers):
-            x = layer(x, cache.layers[i] if cache is not None else None, pos)
+            x = layer(x, cache.layers[i] if cache is not None else None, pos, shared)
         if cache is not None:
             cache.seq_len += input_ids.shape[1]
         return self.final_norm(x)
