@@ -81,7 +81,7 @@ def series_name(run: dict) -> str:
     return f"{run['family']}{state}{untied}, {run['steps']} steps"
 
 
-def plot(runs: list[dict], path: Path) -> None:
+def plot(runs: list[dict], path: Path, gpu: str | None = None) -> None:
     """Best accuracy (over lr and seed) vs width, one line per family / state size / set-up, and every run's
     accuracy over its training steps. plotly.js embedded: the report opens offline."""
     try:
@@ -95,20 +95,26 @@ def plot(runs: list[dict], path: Path) -> None:
         pts[r["width"]] = max(pts.get(r["width"], 0.0), r["accuracy"])
     fig = make_subplots(rows=1, cols=2, subplot_titles=("accuracy vs width (best lr / seed)",
                                                         "accuracy during training"))
+    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
+               "#7f7f7f", "#bcbd22"]
+    color = {name: palette[i % len(palette)] for i, name in enumerate(sorted(best))}   # one per line, both panels
     for name, pts in sorted(best.items()):
         w = sorted(pts)
         fig.add_scatter(x=w, y=[pts[x] for x in w], mode="lines+markers", name=name, legendgroup=name,
-                        row=1, col=1)
+                        line={"color": color[name]}, row=1, col=1)
     for r in runs:
         hist = r.get("accuracy_history") or []
         fig.add_scatter(x=[h["step"] for h in hist], y=[h["mqar"] for h in hist], mode="lines",
                         name=f"{series_name(r)}, width {r['width']}, lr {r['lr']:g}", showlegend=False,
-                        legendgroup=series_name(r), line={"width": 1}, row=1, col=2)
+                        legendgroup=series_name(r), line={"width": 1, "color": color[series_name(r)]},
+                        row=1, col=2)
     fig.update_xaxes(type="log", title_text="model width", row=1, col=1)
     fig.update_xaxes(title_text="training step", row=1, col=2)
-    fig.update_yaxes(range=[0, 1.02], title_text="MQAR accuracy (64 pairs, 512 tokens)", row=1, col=1)
+    at = sorted({f"{r['num_kv_pairs']} pairs, {r['seq_len']} tokens" for r in runs})
+    fig.update_yaxes(range=[0, 1.02], title_text=f"MQAR accuracy ({' / '.join(at)})", row=1, col=1)
     fig.update_yaxes(range=[0, 1.02], row=1, col=2)
-    fig.update_layout(title="Zoology MQAR on " + (runs[0].get("gpu", "") if runs else ""), height=520)
+    gpus = sorted({r.get("gpu") or gpu for r in runs} - {None, ""}) if runs else []
+    fig.update_layout(title="Zoology MQAR" + (" on " + ", ".join(gpus) if gpus else ""), height=520)
     fig.write_html(path, include_plotlyjs=True)
 
 
@@ -116,9 +122,16 @@ def merge(paths: list[str], out: Path) -> int:
     """One result file from several (lanes of a device call, or calls): every run keeps its whole setting
     (run_key, with its own file's top level as fallback); a run in several files is kept once (the first)."""
     merged = {"command": [], "gpu": None, "torch": None, "merged_from": [], "runs": [], "skipped": []}
-    seen = set()
+    seen, skipped = set(), []
     for p in paths:
-        d = json.loads(Path(p).read_text())
+        try:
+            d = json.loads(Path(p).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            print(f"{p}: cannot read it as a result file: {e}", file=sys.stderr)
+            return 2
+        if not isinstance(d, dict) or not isinstance(d.get("runs"), list) or "command" not in d:
+            print(f"{p}: not a proxy_zoology result file (needs 'command' and a list 'runs')", file=sys.stderr)
+            return 2
         merged["command"].append(d["command"])
         merged["merged_from"].append(Path(p).name)
         merged["gpu"] = merged["gpu"] or d.get("gpu")
@@ -128,9 +141,12 @@ def merge(paths: list[str], out: Path) -> int:
             if key not in seen:
                 seen.add(key)
                 merged["runs"].append({**dict(zip(RUN_KEY, key)), **r, "gpu": d.get("gpu")})
+        skipped += [(run_key(r, d), r) for r in d.get("skipped", [])]
+    # runs a lane skipped for time stay listed unless another file has them: the merged grid says what is missing
+    merged["skipped"] = [r for key, r in dict(skipped).items() if key not in seen]
     merged["command"] = " ; ".join(merged["command"])
     write_json(out, merged)
-    plot(merged["runs"], out.with_suffix(".html"))
+    plot(merged["runs"], out.with_suffix(".html"), merged["gpu"])
     print(f"{len(merged['runs'])} runs from {len(paths)} files -> {out}")
     return 0
 
@@ -224,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
                               f"({result['elapsed_s']} s)", flush=True)
                         write_json(out, result)
     write_json(out, result)
-    plot(result["runs"], out.with_suffix(".html"))
+    plot(result["runs"], out.with_suffix(".html"), result["gpu"])
     return 0
 
 

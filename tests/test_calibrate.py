@@ -682,9 +682,15 @@ def test_calibrate_command_module_imports_no_torch():
 @pytest.mark.parametrize("context", [1, 4096, 16384, 65536, 65537])
 def test_micro_decode_cache_lengths_are_multiples_of_8_and_hold_every_step(context):
     # a cache of context + 42 positions (2 mod 8) leaves the static-cache attention's bf16 rows misaligned for
-    # cuBLAS; the whole-model measurement sizes its cache context + 16: both now aligned
+    # cuBLAS; the micro-benchmark and the whole-model measurement now both round up (timing.aligned_cache_len)
     for grid in (micro_mod.QUICK, FULL):
         n = micro_mod._decode_cache_len(context, grid)
         steps = micro_mod._decode_steps(grid)
         assert n % 8 == 0 and context + steps <= n < context + steps + 8
     assert micro_mod._decode_cache_len(65536, FULL) == 65536 + 48   # FULL runs (1 + 3) x 10 replays + 2 = 42 steps
+
+
+def test_aligned_cache_len_rounds_up_to_a_multiple_of_8():
+    from designer.measure.timing import aligned_cache_len
+    assert [aligned_cache_len(n) for n in (1, 8, 9, 4096 + 16, 4096 + 20, 65536 + 42)] == \
+        [8, 8, 16, 4112, 4120, 65584]

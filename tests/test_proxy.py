@@ -622,3 +622,13 @@ def test_distinct_draws_a_uniform_random_subset_in_a_uniform_random_order():
     # the order is random too: the first of the three is the smallest a third of the time, not always
     first_smallest = (d[:, 0] == d.min(dim=1).values).double().mean().item()
     assert abs(first_smallest - 1 / 3) < 0.02
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_mqar_drawn_by_a_cuda_generator_stays_on_the_gpu():
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    x, y = trainer.tasks.make_batch("mqar", 8, vocab_size=512, seq_len=128, gen=gen, num_kv_pairs=16,
+                                    min_kv_pairs=4, tokens_per_pair=8)
+    assert x.is_cuda and y.is_cuda
+    answered = y != trainer.tasks.IGNORE
+    assert bool((x[:, 1:][answered[:, :-1]] == y[:, :-1][answered[:, :-1]]).all())

@@ -30,7 +30,8 @@ def row(**kw):
 
 def test_merge_keeps_each_run_once_and_old_files_read_as_untied(tmp_path):
     z = load()
-    old = {"command": "old", "gpu": "H200", "runs": [row(width=64), row(width=128, accuracy=0.9)]}   # before tying
+    old = {"command": "old", "gpu": "H200", "runs": [row(width=64), row(width=128, accuracy=0.9)],   # before tying
+           "skipped": [row(width=256), row(width=64, tie_embeddings=True)]}
     new = {"command": "new", "gpu": "H200", "tie_embeddings": True,
            "runs": [row(width=64, tie_embeddings=True, accuracy=0.1), row(width=128, tie_embeddings=False)]}
     (tmp_path / "a.json").write_text(json.dumps(old))
@@ -42,5 +43,17 @@ def test_merge_keeps_each_run_once_and_old_files_read_as_untied(tmp_path):
     # b's untied width-128 run is a's width-128 run (same whole setting): kept once, from the first file
     assert got == [(64, False, 0.5), (128, False, 0.9), (64, True, 0.1)]
     assert merged["command"] == "old ; new" and merged["merged_from"] == ["a.json", "b.json"]
+    # a's skipped width-256 run is still missing; its skipped tied width-64 run came from b
+    assert [(r["width"], r.get("tie_embeddings")) for r in merged["skipped"]] == [(256, None)]
     assert z.series_name(merged["runs"][0]) == "attention, untied head, 4000 steps"
     assert z.series_name(row(family="mamba2", state_size=16, tie_embeddings=True)) == "mamba2, state 16, 4000 steps"
+
+
+def test_merge_refuses_a_file_that_is_not_a_result_file_with_exit_2(tmp_path, capsys):
+    z = load()
+    (tmp_path / "x.json").write_text(json.dumps({"runs": "no"}))
+    assert z.merge([str(tmp_path / "x.json")], tmp_path / "m.json") == 2
+    assert z.merge([str(tmp_path / "missing.json")], tmp_path / "m.json") == 2
+    err = capsys.readouterr().err
+    assert "x.json: not a proxy_zoology result file" in err and "missing.json: cannot read it" in err
+    assert not (tmp_path / "m.json").exists()

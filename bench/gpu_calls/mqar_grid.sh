@@ -4,7 +4,7 @@
 # side by side as separate processes (each 2-layer model leaves the GPU mostly idle between kernel launches).
 # Each lane is "name:args" and writes $W/zoo_<name>.json; every lane resumes (--append) from
 # bench/results/proxy_zoology_parts/zoo_<name>.json when that exists. Merge on the CPU afterwards:
-#   python bench/proxy_zoology.py --merge bench/results/proxy_zoology_parts/*.json
+#   python bench/proxy_zoology.py --merge bench/results/proxy_zoology_parts/zoo_*.json -o bench/results/proxy_zoology.json
 # usage: bash bench/gpu_calls/mqar_grid.sh BUDGET_S "a:--only attention --widths 64,128,256" "b:..." ...
 source "$(dirname "$0")/setup.sh"
 budget=$1; shift

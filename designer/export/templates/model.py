@@ -876,7 +876,7 @@ class Attention(nn.Module):
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         fast = use_triton(x)
         if fast and cache is not None and t == 1 and not isinstance(pos, torch.Tensor):   # eager decode
-            pos = torch.full((), pos, dtype=torch.long, device=x.device)
+            pos = shared.get(("pos",), lambda: torch.full((), pos, dtype=torch.long, device=x.device))
         if isinstance(pos, torch.Tensor):
             return self.o_proj(self.static_cache_attention(q, k, v, cache, pos, positions, shared))
         if cache is not None:
