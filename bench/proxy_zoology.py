@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                         last_s = time.perf_counter() - t_run
                         run.update(accuracy=m["accuracy"]["mqar"], final_loss=m["final_loss"],
                                    eval_loss=m["eval"]["mqar"]["loss"], params=m["params"],
-                                   tokens_per_s=m["tokens_per_s"], kernels=m["kernels"],
+                                   tokens_per_s=m["tokens_per_s"], kernels=m["kernels"], data_wait_share=m["data_wait_share"],
                                    accuracy_history=m["accuracy_history"],
                                    loss_every=[round(v, 4) for v in m["loss"][::max(1, s["steps"] // 40)]])
                         result["runs"].append(run)

@@ -632,3 +632,20 @@ def test_mqar_drawn_by_a_cuda_generator_stays_on_the_gpu():
     assert x.is_cuda and y.is_cuda
     answered = y != trainer.tasks.IGNORE
     assert bool((x[:, 1:][answered[:, :-1]] == y[:, :-1][answered[:, :-1]]).all())
+
+
+def test_data_wait_share_says_when_drawing_batches_bounds_the_step(tmp_path, one_thread, monkeypatch):
+    import time
+    write_job(tmp_path)
+    cfg = trainer.load_config(tmp_path / "proxy.yaml", steps=20, eval_every=0, batch_size=2)
+    quick = trainer.train(cfg, root=tmp_path, quiet=True)
+    real = trainer.global_batch
+
+    def slow_batch(*args, **kwargs):   # 0.25 s a batch: far longer than a step of 2 sequences of this small model
+        time.sleep(0.25)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(trainer, "global_batch", slow_batch)
+    slow = trainer.train(cfg, root=tmp_path, quiet=True)
+    assert 0.6 < slow["data_wait_share"] <= 1.0
+    assert 0 <= quick["data_wait_share"] < slow["data_wait_share"]
+    assert slow["loss"] == quick["loss"]          # the same batches either way: only the time changed

@@ -408,7 +408,7 @@ def _train(cfg, root, model, quiet, device, rank, world, progress=None) -> dict:
     history = []
     bar = Progress(cfg.steps, cfg.name, enabled=not quiet and rank == 0 and progress is None)
     report = progress if progress is not None and rank == 0 else None
-    eval_s = 0.0
+    eval_s = data_wait_s = 0.0   # data_wait_s: timed steps' seconds spent waiting for their batch
     batches = Prefetcher(lambda step: global_batch(cfg, cfg.batch_size, step_generator(cfg.seed, step)),
                          workers=batch_workers(device), pin=device.type == "cuda")
     try:
@@ -421,7 +421,10 @@ def _train(cfg, root, model, quiet, device, rank, world, progress=None) -> dict:
             lr = lr_at(step, cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr
+            t_batch = time.perf_counter()
             x, y = batches.next()
+            if step >= skip:
+                data_wait_s += time.perf_counter() - t_batch
             n_answers = int((y != tasks.IGNORE).sum())       # the same on every rank: no communication needed
             x = rank_slice(x, rank, world).to(device, non_blocking=True)
             y = rank_slice(y, rank, world).to(device, non_blocking=True)
@@ -490,6 +493,8 @@ def _train(cfg, root, model, quiet, device, rank, world, progress=None) -> dict:
         "mean_accuracy": sum(accuracy.values()) / len(accuracy),
         "accuracy_history": history,
         "tokens_per_s": tokens_per_s,
+        # the share of the timed training time the loop waited for batches (near 1: the data bound the speed)
+        "data_wait_share": round(data_wait_s / max(t_end - t_timed - eval_s, 1e-9), 4),
         "timed_steps": timed_steps,
         "train_s": t_end - t_start,
         "peak_memory_bytes": peak,
