@@ -12,7 +12,6 @@ import argparse
 import json
 import platform
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -22,35 +21,25 @@ sys.path.insert(0, str(ROOT))
 from designer.export.model_export import model_args  # noqa: E402
 from designer.export.template import load_template  # noqa: E402
 from designer.layout import load_layout  # noqa: E402
+from designer.measure.gpu import bench  # noqa: E402
+from designer.measure.timing import median_s  # noqa: E402
 
 MARGINS = (16, 42, 48)   # the whole model's cache margin, the old micro margin (2 mod 8), the new one
 
 
 def time_s(fn, device: str, iters: int) -> float:
-    """Seconds per call: a CUDA graph of `fn` replayed `iters` times between two events (CUDA), or eager."""
-    if device == "cuda":
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            fn()
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            fn()
-        for _ in range(3):
-            graph.replay()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(iters):
-            graph.replay()
-        end.record()
-        torch.cuda.synchronize()
-        return start.elapsed_time(end) / 1e3 / iters
-    fn()
-    t0 = time.perf_counter()
-    for _ in range(iters):
+    """Median seconds per call: of a CUDA graph of `fn` (CUDA events), or of `fn` eagerly on the CPU."""
+    if device != "cuda":
+        return median_s(fn, "cpu", 1, iters)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):   # warm-up off the capture stream, as DecodeGraph does
         fn()
-    return (time.perf_counter() - t0) / iters
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return bench(graph.replay, warmup=3, iters=iters)
 
 
 def main() -> int:

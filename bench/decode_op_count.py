@@ -35,7 +35,15 @@ class Count(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def count(preset: str, context: int = 64) -> dict:
+# views and metadata-only operators launch no kernel
+FREE = {"view", "_unsafe_view", "transpose", "t", "unsqueeze", "squeeze", "expand", "slice", "select", "split",
+        "split_with_sizes", "chunk", "unbind", "detach", "alias", "permute", "as_strided", "reshape", "unflatten",
+        "flatten", "_reshape_alias"}
+
+
+def decode_ops(preset: str, context: int = 64) -> tuple[collections.Counter, int]:
+    """Every operator of one decode step (the step DecodeGraph captures: the position as a tensor) after a
+    prefill of `context` tokens, on the preset's width-reduced copy; and its number of layers."""
     mod = load_template("model.py")
     torch.manual_seed(0)
     model = mod.build_model(args=model_args(reduced(load_layout(preset))), device="cpu").eval()
@@ -44,16 +52,16 @@ def count(preset: str, context: int = 64) -> dict:
         model(torch.randint(0, 256, (1, context)), cache=cache)
         cache.position.fill_(cache.seq_len)
         ids = torch.randint(0, 256, (1, 1))
-        with Count() as c:   # the step DecodeGraph captures: the position as a tensor
+        with Count() as c:
             model(ids, cache=cache, position=cache.position)
-    # views and metadata-only operators launch no kernel
-    free = {"view", "_unsafe_view", "transpose", "t", "unsqueeze", "squeeze", "expand", "slice", "select",
-            "split", "split_with_sizes", "chunk", "unbind", "detach", "alias", "permute", "as_strided",
-            "reshape", "unflatten", "flatten", "_reshape_alias"}
-    kernels = {k: v for k, v in c.ops.items() if k not in free}
-    return {"preset": preset, "layers": len(model.body.layers), "operators": sum(c.ops.values()),
-            "kernel_operators": sum(kernels.values()),
-            "top": dict(collections.Counter(kernels).most_common(15))}
+    return c.ops, len(model.body.layers)
+
+
+def count(preset: str, context: int = 64) -> dict:
+    ops, layers = decode_ops(preset, context)
+    kernels = collections.Counter({k: v for k, v in ops.items() if k not in FREE})
+    return {"preset": preset, "layers": layers, "operators": sum(ops.values()),
+            "kernel_operators": sum(kernels.values()), "top": dict(kernels.most_common(15))}
 
 
 def main() -> int:

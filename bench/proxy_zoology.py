@@ -69,6 +69,11 @@ def run_key(run: dict, file: dict | None = None) -> tuple:
     return tuple(run[k] if k in run else fallback.get(k) for k in RUN_KEY)
 
 
+def keyed_runs(file: dict) -> list[tuple[tuple, dict]]:
+    """A result file's runs with their keys, each row completed with its whole setting (run_key)."""
+    return [(key, {**dict(zip(RUN_KEY, key)), **r}) for r in file["runs"] for key in [run_key(r, file)]]
+
+
 def gpu_name(device: str) -> str:
     import torch
     return torch.cuda.get_device_name(0) if device.startswith("cuda") and torch.cuda.is_available() else "cpu"
@@ -85,7 +90,7 @@ def plot(runs: list[dict], path: Path, gpu: str | None = None) -> None:
     """Best accuracy (over lr and seed) vs width, one line per family / state size / set-up, and every run's
     accuracy over its training steps. plotly.js embedded: the report opens offline."""
     try:
-        import plotly.graph_objects as go
+        from plotly.colors import qualitative
         from plotly.subplots import make_subplots
     except ImportError:
         return
@@ -95,8 +100,7 @@ def plot(runs: list[dict], path: Path, gpu: str | None = None) -> None:
         pts[r["width"]] = max(pts.get(r["width"], 0.0), r["accuracy"])
     fig = make_subplots(rows=1, cols=2, subplot_titles=("accuracy vs width (best lr / seed)",
                                                         "accuracy during training"))
-    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
-               "#7f7f7f", "#bcbd22"]
+    palette = qualitative.Plotly
     color = {name: palette[i % len(palette)] for i, name in enumerate(sorted(best))}   # one per line, both panels
     for name, pts in sorted(best.items()):
         w = sorted(pts)
@@ -136,11 +140,10 @@ def merge(paths: list[str], out: Path) -> int:
         merged["merged_from"].append(Path(p).name)
         merged["gpu"] = merged["gpu"] or d.get("gpu")
         merged["torch"] = merged["torch"] or d.get("torch")
-        for r in d["runs"]:
-            key = run_key(r, d)
+        for key, r in keyed_runs(d):
             if key not in seen:
                 seen.add(key)
-                merged["runs"].append({**dict(zip(RUN_KEY, key)), **r, "gpu": d.get("gpu")})
+                merged["runs"].append({**r, "gpu": d.get("gpu")})
         skipped += [(run_key(r, d), r) for r in d.get("skipped", [])]
     # runs a lane skipped for time stay listed unless another file has them: the merged grid says what is missing
     merged["skipped"] = [r for key, r in dict(skipped).items() if key not in seen]
@@ -190,9 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.append and out.exists():
         old = json.loads(out.read_text())
         # every row keeps its whole setting, so rows of files with other top-level settings stay readable
-        keys = [run_key(r, old) for r in old["runs"]]
-        result["runs"] = [{**dict(zip(RUN_KEY, k)), **r} for r, k in zip(old["runs"], keys)] + result["runs"]
-        done = set(keys)
+        keyed = keyed_runs(old)
+        result["runs"] = [r for _, r in keyed] + result["runs"]
+        done = {key for key, _ in keyed}
         result["command"] = old["command"] + " && " + result["command"]
         result["earlier_settings"] = old.get("earlier_settings", []) + [old.get("settings")]
     t0, last_s = time.perf_counter(), 0.0

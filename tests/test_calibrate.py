@@ -682,7 +682,7 @@ def test_calibrate_command_module_imports_no_torch():
 @pytest.mark.parametrize("context", [1, 4096, 16384, 65536, 65537])
 def test_micro_decode_cache_lengths_are_multiples_of_8_and_hold_every_step(context):
     # a cache of context + 42 positions (2 mod 8) leaves the static-cache attention's bf16 rows misaligned for
-    # cuBLAS; the micro-benchmark and the whole-model measurement now both round up (timing.aligned_cache_len)
+    # cuBLAS; the micro-benchmark and the whole-model measurement now both round up (model.aligned_cache_len)
     for grid in (micro_mod.QUICK, FULL):
         n = micro_mod._decode_cache_len(context, grid)
         steps = micro_mod._decode_steps(grid)
@@ -691,6 +691,6 @@ def test_micro_decode_cache_lengths_are_multiples_of_8_and_hold_every_step(conte
 
 
 def test_aligned_cache_len_rounds_up_to_a_multiple_of_8():
-    from designer.measure.timing import aligned_cache_len
+    from designer.export.templates.model import aligned_cache_len
     assert [aligned_cache_len(n) for n in (1, 8, 9, 4096 + 16, 4096 + 20, 65536 + 42)] == \
         [8, 8, 16, 4112, 4120, 65584]

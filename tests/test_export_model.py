@@ -272,33 +272,17 @@ def test_python_model_py_smoke_runs_and_prints_the_parameter_count(tmp_path):
     assert "toy sizes" in proc.stdout and "finite: True" in proc.stdout and "generate: (2, 11)" in proc.stdout
 
 
+
 def _decode_ops(preset: str) -> dict:
-    import collections
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    from designer.export.model_export import model_args
-    from designer.measure.flops import reduced
-
-    class Count(TorchDispatchMode):
-        def __init__(self):
-            super().__init__()
-            self.ops = collections.Counter()
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            self.ops[func.overloadpacket.__name__] += 1
-            return func(*args, **(kwargs or {}))
-
-    torch.manual_seed(0)
-    model = M.build_model(args=model_args(reduced(load_layout(preset))), device="cpu").eval()
-    cache = model.new_cache(1, 40)
-    ids = torch.randint(0, 256, (1, 1))
-    with torch.no_grad():
-        model(torch.randint(0, 256, (1, 32)), cache=cache)
-        cache.position.fill_(cache.seq_len)
-        with Count() as c:
-            logits = model(ids, cache=cache, position=cache.position)
-    return {"ops": c.ops, "logits": logits, "layers": len(model.body.layers)}
-
+    """bench/decode_op_count.py's count of every operator in one decode step."""
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "bench" / "decode_op_count.py"
+    spec = importlib.util.spec_from_file_location("decode_op_count", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    ops, layers = bench.decode_ops(preset, context=32)
+    return {"ops": ops, "layers": layers}
 
 def test_a_decode_step_builds_rope_tables_positions_and_mask_once_for_all_attention_layers():
     # llama-3.1-8b has 32 attention layers; before the tables were shared a step ran cos/sin 64 times each and
@@ -310,7 +294,7 @@ def test_a_decode_step_builds_rope_tables_positions_and_mask_once_for_all_attent
     assert r["ops"]["index_copy_"] == 64 and r["ops"]["_softmax"] == 32
 
 
-def test_shared_tables_give_the_logits_each_layer_computing_its_own_gave():
+def test_shared_tables_give_the_logits_each_layer_computing_its_own_gave(monkeypatch):
     # the reference: every attention layer builds its own positions, tables and mask (StepShared per call)
     torch.manual_seed(0)
     from designer.export.model_export import model_args
@@ -320,15 +304,11 @@ def test_shared_tables_give_the_logits_each_layer_computing_its_own_gave():
     outs = []
     for own in (False, True):
         cache = model.new_cache(2, 32)
-        orig = M.StepShared.get
         if own:   # a fresh table per use: what each layer computed before the sharing
-            M.StepShared.get = lambda self, key, make: make()
-        try:
-            with torch.no_grad():
-                a = model(prompt, cache=cache)
-                cache.position.fill_(cache.seq_len)
-                b = model(nxt, cache=cache, position=cache.position)
-        finally:
-            M.StepShared.get = orig
+            monkeypatch.setattr(M.StepShared, "get", lambda self, key, make: make())
+        with torch.no_grad():
+            a = model(prompt, cache=cache)
+            cache.position.fill_(cache.seq_len)
+            b = model(nxt, cache=cache, position=cache.position)
         outs.append((a, b))
     assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])

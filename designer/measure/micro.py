@@ -43,7 +43,7 @@ from designer.export.model_export import model_args
 from designer.export.template import load_template
 from designer.layout import Constraints, Layout, layout_to_dict
 from designer.measure.flops import reduced
-from designer.measure.timing import aligned_cache_len, check_device, environment, median_s
+from designer.measure.timing import check_device, environment, median_s
 from designer.profile.blocks import ssd_chunked_flops
 
 FORMAT = "designer.micro/1"
@@ -229,10 +229,11 @@ def _decode_steps(grid: Grid) -> int:
 
 
 def _decode_cache_len(context: int, grid: Grid) -> int:
-    """Positions of a decode point's cache: the context and the steps it runs, aligned (timing.aligned_cache_len)
-    as the whole-model measurement's. The old margin of 42 steps made it 2 mod 8, suspected to be why llama's
-    micro decode at batch 1 read the KV cache at 0.37 TB/s against the whole model's 1.8 (not yet re-measured)."""
-    return aligned_cache_len(context + _decode_steps(grid))
+    """Positions of a decode point's cache: the context and the steps it runs, aligned by the model file's rule
+    (model.aligned_cache_len, as generate() and the whole-model measurement). The old margin of 42 steps made it
+    2 mod 8, suspected to be why llama's micro decode at batch 1 read the KV cache at 0.37 TB/s against the whole
+    model's 1.8 (not yet re-measured)."""
+    return load_template("model.py").aligned_cache_len(context + _decode_steps(grid))
 
 
 def _decode_s(mod: Any, model: Any, batch: int, context: int, mode: str, vocab: int, device: str, timer,

@@ -46,13 +46,6 @@ class MeasureError(ValueError):
     """A device or backend that cannot run here (the CLI's exit 2)."""
 
 
-def aligned_cache_len(positions: int) -> int:
-    """A static cache length of at least `positions`, rounded up to a multiple of 8: the torch path's
-    static-cache attention multiplies over the whole cache length, and bf16 rows of a length that is not a
-    multiple of 8 are not 16-byte aligned, which cuBLAS serves with slow low-alignment kernels."""
-    return -(-positions // 8) * 8
-
-
 def check_device(device: str, kernels: str) -> None:
     if device not in DEVICES:
         raise MeasureError(f"unknown device {device!r}; allowed: {', '.join(DEVICES)}")
@@ -170,7 +163,7 @@ def measure_timing(layout: Layout, *, device: str = "cpu", kernels: str = "torch
                                         "reason": f"predicted {predicted_bytes / 2**30:.1f} GiB does not fit"})
                         continue
                     _reset_peak(device)
-                    cache = model.new_cache(batch, aligned_cache_len(context + 2 * steps + 8))
+                    cache = model.new_cache(batch, mod.aligned_cache_len(context + 2 * steps + 8))
                     nxt = torch.randint(0, vocab, (batch, 1), device=device)
                     graph = mod.DecodeGraph(model, cache) if device == "cuda" else None
 

@@ -840,6 +840,11 @@ class StepShared:
             self._made[key] = make()
         return self._made[key]
 
+    def positions(self, pos: int | torch.Tensor, t: int, device) -> torch.Tensor:
+        """Positions pos .. pos + t - 1 of this pass's tokens (`pos`: an int, or a 0-d tensor in a CUDA graph)."""
+        return self.get(("positions", t), lambda: pos + torch.arange(t, device=device)
+                        if isinstance(pos, torch.Tensor) else torch.arange(pos, pos + t, device=device))
+
 
 class Attention(nn.Module):
     """Grouped-query attention through scaled_dot_product_attention, with RoPE when rope_theta is set."""
@@ -868,8 +873,7 @@ class Attention(nn.Module):
         q = self.q_proj(x).view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        positions = shared.get(("positions", t), lambda: pos + torch.arange(t, device=x.device)
-                               if isinstance(pos, torch.Tensor) else torch.arange(pos, pos + t, device=x.device))
+        positions = shared.positions(pos, t, x.device)
         if self.rope_theta is not None:
             cos, sin = shared.get(("rope", self.head_dim, self.rope_theta, q.dtype),
                                   lambda: rope_tables(positions, self.head_dim, self.rope_theta, q.dtype))
@@ -878,7 +882,7 @@ class Attention(nn.Module):
         if fast and cache is not None and t == 1 and not isinstance(pos, torch.Tensor):   # eager decode
             pos = shared.get(("pos",), lambda: torch.full((), pos, dtype=torch.long, device=x.device))
         if isinstance(pos, torch.Tensor):
-            return self.o_proj(self.static_cache_attention(q, k, v, cache, pos, positions, shared))
+            return self.o_proj(self.static_cache_attention(q, k, v, cache, pos, shared))
         if cache is not None:
             if pos + t > cache.k.shape[2]:
                 raise ValueError(f"KV cache holds {cache.k.shape[2]} positions; got {pos + t}")
@@ -900,14 +904,15 @@ class Attention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, **gqa)
         return self.o_proj(y.transpose(1, 2).reshape(b, t, -1))
 
-    def static_cache_attention(self, q, k, v, cache: KVCache, pos: torch.Tensor, positions: torch.Tensor | None = None,
+    def static_cache_attention(self, q, k, v, cache: KVCache, pos: torch.Tensor,
                                shared: StepShared | None = None) -> torch.Tensor:
         """Attention with the position as a tensor, so one captured CUDA graph serves every decode step: k, v
         are written at pos.., and the queries attend over the whole static cache, the slots after their own
         position masked out. The query heads of a KV head are stacked as one matrix (two GEMMs per layer,
         each reading the cache once); softmax in float32, as transformers' eager attention."""
         b, _, t, d = q.shape
-        positions = positions if positions is not None else pos + torch.arange(t, device=q.device)
+        shared = shared if shared is not None else StepShared()
+        positions = shared.positions(pos, t, q.device)
         cache.k.index_copy_(2, positions, k.to(cache.k.dtype))
         cache.v.index_copy_(2, positions, v.to(cache.v.dtype))
         if t == 1 and use_triton(q):   # flash-decoding over the live part of the cache
@@ -916,8 +921,8 @@ class Attention(nn.Module):
         groups = self.n_heads // self.n_kv_heads
         q = q.reshape(b, self.n_kv_heads, groups * t, d)
         scores = (q @ cache.k.transpose(-1, -2)).float() * d ** -0.5          # (b, kv, groups * t, max_len)
-        masked = (shared or StepShared()).get(("masked", groups, cache.k.shape[2], self.sliding_window),
-                                              lambda: self._static_masked(positions, groups, cache.k.shape[2]))
+        masked = shared.get(("masked", groups, cache.k.shape[2], self.sliding_window),
+                            lambda: self._static_masked(positions, groups, cache.k.shape[2]))
         probs = torch.softmax(scores.masked_fill(masked, -torch.inf), dim=-1).to(cache.v.dtype)
         y = (probs @ cache.v).view(b, self.n_heads, t, d)
         return y.transpose(1, 2).reshape(b, t, -1)
@@ -1100,6 +1105,13 @@ class DecoderLayer(nn.Module):
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
+def aligned_cache_len(positions: int) -> int:
+    """A static cache length of at least `positions`, rounded up to a multiple of 8: static_cache_attention
+    multiplies over the whole cache length, and bf16 rows of a length that is not a multiple of 8 are not
+    16-byte aligned, which cuBLAS serves with slow low-alignment kernels. The extra positions are masked."""
+    return -(-positions // 8) * 8
+
+
 class InferenceCache:
     """Everything decoding needs, one entry per layer (None for MLP/MoE), plus how many tokens were seen:
     `seq_len` (an int) and `position` (the same number as a 0-d tensor, which a CUDA graph reads)."""
@@ -1210,9 +1222,7 @@ class CausalLM(nn.Module):
         cuda_graph (default: on CUDA, for layouts without MoE, whose routing syncs with the host): every decode
         step replays one captured graph (DecodeGraph); False decodes eagerly."""
         b, t = input_ids.shape
-        # a cache length that is a multiple of 8 keeps the static-cache attention's bf16 rows 16-byte aligned
-        # (cuBLAS's fast kernels need it); the extra positions are masked
-        cache = self.new_cache(b, -(-(t + max_new_tokens) // 8) * 8)
+        cache = self.new_cache(b, aligned_cache_len(t + max_new_tokens))
         if cuda_graph is None:
             cuda_graph = input_ids.is_cuda and "E" not in self.args.pattern
         step = DecodeGraph(self, cache) if cuda_graph and max_new_tokens > 1 else (lambda ids: self(ids, cache=cache))
