@@ -8,6 +8,9 @@
 # usage: bash bench/gpu_calls/mqar_grid.sh BUDGET_S "a:--only attention --widths 64,128,256" "b:..." ...
 source "$(dirname "$0")/setup.sh"
 budget=$1; shift
+# one OpenMP thread per batch-drawing thread: each lane's 4 workers would otherwise start a team of nproc threads
+# each, and 4 lanes oversubscribe 16 cores many times over
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 for lane in "$@"; do
   name=${lane%%:*}; args=${lane#*:}
   [ -f "bench/results/proxy_zoology_parts/zoo_$name.json" ] && cp "bench/results/proxy_zoology_parts/zoo_$name.json" "$W/"
