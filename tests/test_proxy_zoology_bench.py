@@ -45,8 +45,12 @@ def test_merge_keeps_each_run_once_and_old_files_read_as_untied(tmp_path):
     assert merged["command"] == "old ; new" and merged["merged_from"] == ["a.json", "b.json"]
     # a's skipped width-256 run is still missing; its skipped tied width-64 run came from b
     assert [(r["width"], r.get("tie_embeddings")) for r in merged["skipped"]] == [(256, None)]
-    assert z.series_name(merged["runs"][0]) == "attention, untied head, 4000 steps"
-    assert z.series_name(row(family="mamba2", state_size=16, tie_embeddings=True)) == "mamba2, state 16, 4000 steps"
+    assert z.series_name(merged["runs"][0]) == "attention, 4000 steps"
+    assert z.series_name(row(family="mamba2", state_size=16, tie_embeddings=True)) == \
+        "mamba2, state 16, tied head, 4000 steps"
+    # the best run per family and width over every set-up, with the setting that reached it
+    assert [(b["width"], b["accuracy"], b["tie_embeddings"]) for b in merged["best"]] == [(64, 0.5, False),
+                                                                                           (128, 0.9, False)]
 
 
 def test_merge_refuses_a_file_that_is_not_a_result_file_with_exit_2(tmp_path, capsys):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # H200 device call(s) for issue 13's must-show 1: Zoology's MQAR grid (bench/proxy_zoology.py defaults: vocab 8192,
-# 512 tokens, 64 pairs, lr 1e-3, 4,000 steps, curriculum from 4 pairs at 16 tokens a pair), split over LANES that run
+# 512 tokens, 64 pairs, lr 1e-3, 8,000 steps, separate output head, curriculum from 4 pairs at 16 tokens a pair), split over LANES that run
 # side by side as separate processes (each 2-layer model leaves the GPU mostly idle between kernel launches).
 # Each lane is "name:args" and writes $W/zoo_<name>.json; every lane resumes (--append) from
 # bench/results/proxy_zoology_parts/zoo_<name>.json when that exists. Merge on the CPU afterwards:
