@@ -172,6 +172,22 @@ def merge(paths: list[str], out: Path) -> int:
     return 0
 
 
+def grid_problem(settings: dict, only: str | None) -> str | None:
+    """What is wrong with a grid's settings (one line), or None: families known, widths / state sizes / seeds
+    positive integers, learning rates positive numbers, all as comma-separated lists."""
+    unknown = [f for f in (only or "").split(",") if only and f not in FAMILIES]
+    if unknown:
+        return f"--only: unknown family {unknown[0]!r} (allowed: {', '.join(FAMILIES)})"
+    for key, kind in (("widths", int), ("state_sizes", int), ("seeds", int), ("lrs", float)):
+        try:
+            values = [kind(v) for v in str(settings[key]).split(",")]
+        except ValueError:
+            return f"--{key.replace('_', '-')}: {settings[key]!r} is not a comma-separated list of {kind.__name__}s"
+        if any(v < 0 or (v == 0 and key != "seeds") for v in values):
+            return f"--{key.replace('_', '-')}: {settings[key]!r} has a value that is not positive"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda")
@@ -195,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge:
         return merge(args.merge, Path(args.out) if args.out else RESULTS / "proxy_zoology.json")
     s = {k: (getattr(args, k) if getattr(args, k) is not None else (TINY if args.tiny else FULL)[k]) for k in FULL}
+    problem = grid_problem(s, args.only)
+    if problem:
+        print(f"proxy_zoology: {problem}", file=sys.stderr)
+        return 2
     out = Path(args.out) if args.out else RESULTS / ("proxy_zoology_cpu.json" if args.device == "cpu"
                                                       else "proxy_zoology.json")
     trainer = load_template_file("zoology_train_proxy", "train_proxy.py")

@@ -61,3 +61,15 @@ def test_merge_refuses_a_file_that_is_not_a_result_file_with_exit_2(tmp_path, ca
     err = capsys.readouterr().err
     assert "x.json: not a proxy_zoology result file" in err and "missing.json: cannot read it" in err
     assert not (tmp_path / "m.json").exists()
+
+
+def test_a_bad_grid_is_refused_with_one_line_and_exit_2(capsys):
+    z = load()
+    assert z.grid_problem(z.FULL, "attention,mamba2") is None and z.grid_problem(z.TINY, None) is None
+    assert z.main(["--only", "attention,transformer"]) == 2
+    assert z.main(["--widths", "64,wide"]) == 2
+    assert z.main(["--lrs", "1e-3,0"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["proxy_zoology: --only: unknown family 'transformer' (allowed: attention, hybrid, mamba2)",
+                   "proxy_zoology: --widths: '64,wide' is not a comma-separated list of ints",
+                   "proxy_zoology: --lrs: '1e-3,0' has a value that is not positive"]
