@@ -43,7 +43,8 @@ def layout(family: str, width: int, state_size: int, vocab: int, seq_len: int, r
     """A two-mixer layout for model.py: `heads` attention heads (Zoology's MQAR attention has one), MLP
     2x width, Mamba-2 expand 2 with head_dim 16 (32 from width 128), the output head tied to the token
     embedding (`tie`, as in Zoology's language model) or separate (the default: tied 2-layer attention stayed
-    at 0.2-1% over 4,000 and 8,000 steps on the H200 where the untied one reached 100%)."""
+    at 0.2-1% on the H200, widths 64/128/256 at 4,000 steps and 64 at 8,000, where the untied one
+    reached 100% at 128 and 256)."""
     head_dim = 16 if width < 128 else 32
     return {"name": f"zoology-{family}-{width}", "family": "nemotron_h", "hidden_size": width,
             "vocab_size": vocab, "tie_word_embeddings": tie, "norm_eps": 1e-5, "pattern": FAMILIES[family],
@@ -93,12 +94,14 @@ def best_by_family(runs: list[dict]) -> list[dict]:
     """The best run per (family, width, state size) over learning rate, seed, output head and step count, as
     Zoology reports each point (best of its lr sweep), with the setting that reached it."""
     best: dict[tuple, dict] = {}
-    for r in runs:
-        key = (r["family"], r["width"], r.get("state_size"))
+    for r in runs:   # runs of another task size (pairs, length, vocabulary) are other points
+        key = (r["family"], r["width"], r.get("state_size"), r.get("num_kv_pairs"), r.get("seq_len"), r.get("vocab"))
         if key not in best or r["accuracy"] > best[key]["accuracy"]:
             best[key] = r
-    return [{k: best[key].get(k) for k in ("family", "width", "state_size", "accuracy", "lr", "seed", "steps",
-                                            "tie_embeddings")} for key in sorted(best, key=lambda k: (k[0], k[1], k[2] or 0))]
+    fields = ("family", "width", "state_size", "num_kv_pairs", "seq_len", "vocab", "accuracy", "lr", "seed", "steps",
+              "tie_embeddings")
+    return [{k: best[key].get(k) for k in fields}
+            for key in sorted(best, key=lambda k: tuple(v if v is not None else 0 for v in k))]
 
 
 def plot(runs: list[dict], path: Path, gpu: str | None = None) -> None:

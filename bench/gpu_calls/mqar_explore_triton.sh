@@ -2,8 +2,8 @@
 # One H200 device call: (1) which MQAR set-up gets a 2-layer Transformer past the ln(V/2) plateau within 2,000
 # steps (issue 13); (2) nemotron-h-8b's triton held-out grid; (3) the triton micro-benchmarks with what time is
 # left (fla-core autotunes each new shape: 80 s covered 13 of 98 points). $OUT gets one tarball (8 files at most).
-# As run on 2026-12-02; bench/proxy_zoology.py's defaults changed afterwards (now lr 1e-3, 4000 steps, --min-kv-pairs 4
-# --tokens-per-pair 16), so a rerun needs those flags spelt out to repeat it.
+# As run on 2026-12-02; bench/proxy_zoology.py's defaults changed afterwards (now lr 1e-3, 8000 steps, --min-kv-pairs 4
+# --tokens-per-pair 16, a separate output head), so a rerun needs those flags spelt out to repeat it.
 source "$(dirname "$0")/setup.sh"
 Z="python3 bench/proxy_zoology.py --device cuda --steps 2000 --pairs 64 --seq-len 512 --budget-s 1000"
 run() { tag=$1; shift; MODEL_KERNELS=torch timeout ${T:-90} $Z "$@" --out "$W/mqar_$tag.json" > "$W/mqar_$tag.log" 2>&1
