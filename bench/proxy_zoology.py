@@ -175,9 +175,10 @@ def merge(paths: list[str], out: Path) -> int:
     return 0
 
 
-def grid_problem(settings: dict, only: str | None) -> str | None:
+def grid_problem(settings: dict, only: str | None, heads: int = 1) -> str | None:
     """What is wrong with a grid's settings (one line), or None: families known, widths / state sizes / seeds
-    positive integers, learning rates positive numbers, all as comma-separated lists."""
+    positive integers, learning rates positive numbers, all as comma-separated lists, and every width a
+    multiple of the attention heads."""
     unknown = [f for f in (only or "").split(",") if only and f not in FAMILIES]
     if unknown:
         return f"--only: unknown family {unknown[0]!r} (allowed: {', '.join(FAMILIES)})"
@@ -188,6 +189,9 @@ def grid_problem(settings: dict, only: str | None) -> str | None:
             return f"--{key.replace('_', '-')}: {settings[key]!r} is not a comma-separated list of {kind.__name__}s"
         if any(v < 0 or (v == 0 and key != "seeds") for v in values):
             return f"--{key.replace('_', '-')}: {settings[key]!r} has a value that is not positive"
+    uneven = [w for w in str(settings["widths"]).split(",") if heads < 1 or int(w) % heads]
+    if uneven:
+        return f"--heads {heads}: must be at least 1 and divide every width ({uneven[0]} does not split evenly)"
     return None
 
 
@@ -214,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge:
         return merge(args.merge, Path(args.out) if args.out else RESULTS / "proxy_zoology.json")
     s = {k: (getattr(args, k) if getattr(args, k) is not None else (TINY if args.tiny else FULL)[k]) for k in FULL}
-    problem = grid_problem(s, args.only)
+    problem = grid_problem(s, args.only, args.heads)
     if problem:
         print(f"proxy_zoology: {problem}", file=sys.stderr)
         return 2
