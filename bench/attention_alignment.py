@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 from designer.export.model_export import model_args  # noqa: E402
 from designer.export.template import load_template  # noqa: E402
 from designer.layout import load_layout  # noqa: E402
-from designer.measure.gpu import bench  # noqa: E402
+from designer.measure.gpu import bench, capture_graph  # noqa: E402
 from designer.measure.timing import median_s  # noqa: E402
 
 MARGINS = (16, 42, 48)   # the whole model's cache margin, the old micro margin (2 mod 8), the new one
@@ -31,15 +31,7 @@ def time_s(fn, device: str, iters: int) -> float:
     """Median seconds per call: of a CUDA graph of `fn` (CUDA events), or of `fn` eagerly on the CPU."""
     if device != "cuda":
         return median_s(fn, "cpu", 1, iters)
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):   # warm-up off the capture stream, as DecodeGraph does
-        fn()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        fn()
-    return bench(graph.replay, warmup=3, iters=iters)
+    return bench(capture_graph(fn).replay, warmup=3, iters=iters)
 
 
 def main() -> int:

@@ -175,6 +175,11 @@ def merge(paths: list[str], out: Path) -> int:
     return 0
 
 
+def values(text, kind=int) -> list:
+    """A comma-separated setting ("64,128" or one number) as a list of `kind`."""
+    return [kind(v) for v in str(text).split(",")]
+
+
 def grid_problem(settings: dict, only: str | None, heads: int = 1) -> str | None:
     """What is wrong with a grid's settings (one line), or None: families known, widths / state sizes / seeds
     positive integers, learning rates positive numbers, all as comma-separated lists, and every width a
@@ -184,12 +189,12 @@ def grid_problem(settings: dict, only: str | None, heads: int = 1) -> str | None
         return f"--only: unknown family {unknown[0]!r} (allowed: {', '.join(FAMILIES)})"
     for key, kind in (("widths", int), ("state_sizes", int), ("seeds", int), ("lrs", float)):
         try:
-            values = [kind(v) for v in str(settings[key]).split(",")]
+            parsed = values(settings[key], kind)
         except ValueError:
             return f"--{key.replace('_', '-')}: {settings[key]!r} is not a comma-separated list of {kind.__name__}s"
-        if any(v < 0 or (v == 0 and key != "seeds") for v in values):
+        if any(v < 0 or (v == 0 and key != "seeds") for v in parsed):
             return f"--{key.replace('_', '-')}: {settings[key]!r} has a value that is not positive"
-    uneven = [w for w in str(settings["widths"]).split(",") if heads < 1 or int(w) % heads]
+    uneven = [w for w in values(settings["widths"]) if heads < 1 or w % heads]
     if uneven:
         return f"--heads {heads}: must be at least 1 and divide every width ({uneven[0]} does not split evenly)"
     return None
@@ -229,7 +234,6 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     families = args.only.split(",") if args.only else list(FAMILIES)
-    ints = lambda text: [int(v) for v in str(text).split(",")]   # noqa: E731
     result = {"command": "python bench/proxy_zoology.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "gpu": gpu_name(args.device), "torch": torch.__version__, "settings": s,
               "rope_theta": args.rope_theta or None, "heads": args.heads, "power_a": args.power_a,
@@ -246,11 +250,11 @@ def main(argv: list[str] | None = None) -> int:
     t0, last_s = time.perf_counter(), 0.0
     # the learning rate is the outer loop: one pass over every family and width comes first, the sweep's
     # other rates after it, so a budget that runs out still leaves the whole accuracy-vs-width picture
-    for lr in [float(v) for v in str(s["lrs"]).split(",")]:
+    for lr in values(s["lrs"], float):
         for family in families:
-            for width in ints(s["widths"]):
-                for state in (ints(s["state_sizes"]) if family != "attention" else [0]):
-                    for seed in ints(s["seeds"]):
+            for width in values(s["widths"]):
+                for state in (values(s["state_sizes"]) if family != "attention" else [0]):
+                    for seed in values(s["seeds"]):
                         run = {"family": family, "layout": FAMILIES[family], "width": width,
                                "state_size": state or None, "num_kv_pairs": s["pairs"], "seq_len": s["seq_len"],
                                "vocab": s["vocab"], "batch": s["batch"], "lr": lr, "seed": seed, "steps": s["steps"],

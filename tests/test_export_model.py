@@ -272,22 +272,11 @@ def test_python_model_py_smoke_runs_and_prints_the_parameter_count(tmp_path):
     assert "toy sizes" in proc.stdout and "finite: True" in proc.stdout and "generate: (2, 11)" in proc.stdout
 
 
-
-def _decode_ops(preset: str) -> dict:
-    """bench/decode_op_count.py's count of every operator in one decode step."""
-    import importlib.util
-    from pathlib import Path
-    path = Path(__file__).resolve().parents[1] / "bench" / "decode_op_count.py"
-    spec = importlib.util.spec_from_file_location("decode_op_count", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    ops, layers = bench.decode_ops(preset, context=32)
-    return {"ops": ops, "layers": layers}
-
-def test_a_decode_step_builds_rope_tables_positions_and_mask_once_for_all_attention_layers():
+def test_a_decode_step_builds_rope_tables_positions_and_mask_once_for_all_attention_layers(bench_script):
     # llama-3.1-8b has 32 attention layers; before the tables were shared a step ran cos/sin 64 times each and
     # arange 160 times (2,184 kernel operators in all; bench/decode_op_count.py)
-    r = _decode_ops("llama-3.1-8b")
+    ops, layers = bench_script("decode_op_count").decode_ops("llama-3.1-8b", context=32)
+    r = {"ops": ops, "layers": layers}
     assert r["layers"] == 32 and r["ops"]["cos"] == 1 and r["ops"]["sin"] == 1
     assert r["ops"]["arange"] == 3                     # positions, inv_freq, the cache slots of the mask
     assert r["ops"]["bitwise_not"] + r["ops"]["le"] == 2 and r["ops"]["masked_fill"] == 32

@@ -1,23 +1,14 @@
 """bench/proxy_zoology.py's bookkeeping (no training): run keys with file fallbacks, and --merge of lane files."""
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+import pytest
 
 
-def load():
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location("proxy_zoology_bench", BENCH / "proxy_zoology.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        return mod
-    finally:
-        sys.path.remove(str(BENCH))
+@pytest.fixture
+def z(bench_script):
+    return bench_script("proxy_zoology")
 
 
 def row(**kw):
@@ -28,8 +19,7 @@ def row(**kw):
     return {**base, **kw}
 
 
-def test_merge_keeps_each_run_once_and_old_files_read_as_untied(tmp_path):
-    z = load()
+def test_merge_keeps_each_run_once_and_old_files_read_as_untied(z, tmp_path):
     old = {"command": "old", "gpu": "H200", "runs": [row(width=64), row(width=128, accuracy=0.9)],   # before tying
            "skipped": [row(width=256), row(width=64, tie_embeddings=True)]}
     new = {"command": "new", "gpu": "H200", "tie_embeddings": True,
@@ -53,8 +43,7 @@ def test_merge_keeps_each_run_once_and_old_files_read_as_untied(tmp_path):
                                                                                            (128, 0.9, False)]
 
 
-def test_merge_refuses_a_file_that_is_not_a_result_file_with_exit_2(tmp_path, capsys):
-    z = load()
+def test_merge_refuses_a_file_that_is_not_a_result_file_with_exit_2(z, tmp_path, capsys):
     (tmp_path / "x.json").write_text(json.dumps({"runs": "no"}))
     assert z.merge([str(tmp_path / "x.json")], tmp_path / "m.json") == 2
     assert z.merge([str(tmp_path / "missing.json")], tmp_path / "m.json") == 2
@@ -63,8 +52,7 @@ def test_merge_refuses_a_file_that_is_not_a_result_file_with_exit_2(tmp_path, ca
     assert not (tmp_path / "m.json").exists()
 
 
-def test_a_bad_grid_is_refused_with_one_line_and_exit_2(capsys):
-    z = load()
+def test_a_bad_grid_is_refused_with_one_line_and_exit_2(z, capsys):
     assert z.grid_problem(z.FULL, "attention,mamba2") is None and z.grid_problem(z.TINY, None) is None
     assert z.main(["--only", "attention,transformer"]) == 2
     assert z.main(["--widths", "64,wide"]) == 2

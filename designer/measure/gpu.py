@@ -90,6 +90,20 @@ def attention_decode(batch: int = 16, ctx: int = 32768, heads: int = 32, kv_head
     return {"batch": batch, "context": ctx, "s": t, "kv_bytes": kv_bytes, "tb_per_s": kv_bytes / t / 1e12}
 
 
+def capture_graph(fn) -> torch.cuda.CUDAGraph:
+    """One CUDA graph of `fn`, after a warm-up run on a side stream (as capture requires and the exported
+    model's DecodeGraph does); replay() runs it."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return graph
+
+
 def launch_overhead() -> dict:
     x = torch.randn(1024, device="cuda")
     n = 2000

@@ -565,19 +565,15 @@ def _launch(device: str, timer, grid: Grid) -> dict[str, Any]:
         for _ in range(n):
             x.add_(1.0)
         return {"eager_small_kernel_s": (time.perf_counter() - t0) / n, "graph_small_kernel_s": None}
-    from designer.measure.gpu import launch_overhead
+    from designer.measure.gpu import capture_graph, launch_overhead
     out = {"eager_small_kernel_s": launch_overhead()["eager_small_kernel_s"]}
     x = torch.zeros(1024, device="cuda")
     n = 100
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        x.add_(1.0)
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
+
+    def kernels():
         for _ in range(n):
             x.add_(1.0)
+    graph = capture_graph(kernels)
     out["graph_small_kernel_s"] = timer(graph.replay, grid.warmup + 2, grid.iters + 2) / n
     return out
 
