@@ -99,7 +99,7 @@ def best_by_family(runs: list[dict]) -> list[dict]:
         if key not in best or r["accuracy"] > best[key]["accuracy"]:
             best[key] = r
     fields = ("family", "width", "state_size", "num_kv_pairs", "seq_len", "vocab", "accuracy", "lr", "seed", "steps",
-              "tie_embeddings")
+              "heads", "tie_embeddings")
     return [{k: best[key].get(k) for k in fields}
             for key in sorted(best, key=lambda k: tuple(v if v is not None else 0 for v in k))]
 
@@ -116,8 +116,9 @@ def plot(runs: list[dict], path: Path, gpu: str | None = None) -> None:
     for r in runs:
         pts = best.setdefault(series_name(r), {})
         pts[r["width"]] = max(pts.get(r["width"], 0.0), r["accuracy"])
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("accuracy vs width (best lr / seed)",
-                                                        "accuracy during training"))
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("accuracy vs width (best lr / seed / heads)",
+                                                        "accuracy during training",
+                                                        "pure Mamba-2: accuracy vs state size"))
     palette = qualitative.Plotly
     color = {name: palette[i % len(palette)] for i, name in enumerate(sorted(best))}   # one per line, both panels
     for name, pts in sorted(best.items()):
@@ -130,15 +131,28 @@ def plot(runs: list[dict], path: Path, gpu: str | None = None) -> None:
                         name=f"{series_name(r)}, width {r['width']}, lr {r['lr']:g}", showlegend=False,
                         legendgroup=series_name(r), line={"width": 1, "color": color[series_name(r)]},
                         row=1, col=2)
+    # pure Mamba-2's rise with state size is a matter of percents: a log accuracy axis (floored at 1e-4) shows it
+    by_state: dict[tuple[str, int], dict[int, float]] = {}   # (family, width) -> state size -> best accuracy
+    for b in best_by_family(runs):
+        if b["family"] == "mamba2" and b.get("state_size"):
+            by_state.setdefault((b["family"], b["width"]), {})[b["state_size"]] = b["accuracy"]
+    for (family, width), pts in sorted(by_state.items()):
+        s = sorted(pts)
+        fig.add_scatter(x=s, y=[max(pts[x], 1e-4) for x in s], mode="lines+markers", name=f"{family}, width {width}",
+                        line={"dash": "dot"}, row=1, col=3)
     widths = sorted({r["width"] for r in runs})
     fig.update_xaxes(type="log", title_text="model width", tickvals=widths, ticktext=[str(w) for w in widths],
                      row=1, col=1)
     fig.update_xaxes(title_text="training step", row=1, col=2)
+    states = sorted({st for pts in by_state.values() for st in pts})
+    fig.update_xaxes(type="log", title_text="state size", tickvals=states, ticktext=[str(v) for v in states],
+                     row=1, col=3)
+    fig.update_yaxes(type="log", range=[-4, 0.01], title_text="accuracy (log)", row=1, col=3)
     at = sorted({f"{r['num_kv_pairs']} pairs, {r['seq_len']} tokens" for r in runs})
     fig.update_yaxes(range=[0, 1.02], title_text=f"MQAR accuracy ({' / '.join(at)})", row=1, col=1)
     fig.update_yaxes(range=[0, 1.02], row=1, col=2)
     gpus = sorted({r.get("gpu") or gpu for r in runs} - {None, ""}) if runs else []
-    fig.update_layout(title="Zoology MQAR" + (" on " + ", ".join(gpus) if gpus else ""), height=520)
+    fig.update_layout(title="Zoology MQAR" + (" on " + ", ".join(gpus) if gpus else ""), height=520, width=1500)
     fig.write_html(path, include_plotlyjs=True)
 
 
