@@ -132,13 +132,13 @@ def plot(runs: list[dict], path: Path, gpu: str | None = None) -> None:
                         legendgroup=series_name(r), line={"width": 1, "color": color[series_name(r)]},
                         row=1, col=2)
     # pure Mamba-2's rise with state size is a matter of percents: a log accuracy axis (floored at 1e-4) shows it
-    by_state: dict[tuple[str, int], dict[int, float]] = {}   # (family, width) -> state size -> best accuracy
+    by_state: dict[int, dict[int, float]] = {}   # width -> state size -> best accuracy
     for b in best_by_family(runs):
         if b["family"] == "mamba2" and b.get("state_size"):
-            by_state.setdefault((b["family"], b["width"]), {})[b["state_size"]] = b["accuracy"]
-    for (family, width), pts in sorted(by_state.items()):
+            by_state.setdefault(b["width"], {})[b["state_size"]] = b["accuracy"]
+    for width, pts in sorted(by_state.items()):
         s = sorted(pts)
-        fig.add_scatter(x=s, y=[max(pts[x], 1e-4) for x in s], mode="lines+markers", name=f"{family}, width {width}",
+        fig.add_scatter(x=s, y=[max(pts[x], 1e-4) for x in s], mode="lines+markers", name=f"mamba2, width {width}",
                         line={"dash": "dot"}, row=1, col=3)
     widths = sorted({r["width"] for r in runs})
     fig.update_xaxes(type="log", title_text="model width", tickvals=widths, ticktext=[str(w) for w in widths],
