@@ -68,6 +68,10 @@ class BlockCost:
     torch_scan_fp32_elems_per_token: float = 0.0
     # ... and its one-token step (ssd_step: decay x state, the input's outer product, their sum; B and C per head)
     torch_step_fp32_elems_per_sequence: float = 0.0
+    # the triton backend's SSD scan (model.py ssd_chunked_scan_triton on fla-core's chunk_simple_gla): the
+    # activation-dtype and fp32 tensors alive at its peak (0: the fused-kernel estimate above holds)
+    triton_act_elems_per_token: float = 0.0
+    triton_scan_fp32_elems_per_token: float = 0.0
 
 
 # --------------------------------------------------------------------------------------------------
@@ -88,6 +92,21 @@ def ssd_chunked_flops(tokens: int, heads: int, head_dim: int, state: int, chunk:
     per_head = 2 * padded * (chunk * (state + head_dim) + 2 * state * head_dim) \
         + 2 * (chunks + 1) ** 2 * head_dim * state
     return float(heads * per_head)
+
+
+FLA_CHUNK = 64     # fla-core's chunk length in chunk_simple_gla (the model's chunk_size does not reach it)
+
+
+def triton_scan_elems_per_token(hidden: int, in_out: int, conv_dim: int, heads: int, head_dim: int,
+                                state: int) -> tuple[float, float]:
+    """(activation-dtype, fp32) values per token alive at the peak of model.py's triton SSD scan: the normed
+    input, in_proj's output and the conv's output held by the block; inside ssd_chunked_scan_triton B and C
+    repeated to every head (2 H·N), v = dt·x (H·P), fla's per-chunk states kept in the input dtype
+    (H·P·N / FLA_CHUNK: chunk_fwd_h with states_in_fp32 False) and the output y (H·P); fp32 dt, g = dt·A and
+    its chunk-local cumsum (3 H). Against the H200's whole-model peaks (bench/results/measured/*_triton.json)."""
+    H, P, N = heads, head_dim, state
+    acts = hidden + in_out + conv_dim + 2 * H * N + H * P + H * P * N / FLA_CHUNK + H * P
+    return float(acts), float(3 * H)
 
 
 def torch_scan_fp32_elems_per_token(heads: int, head_dim: int, state: int, chunk: int) -> float:
@@ -126,6 +145,7 @@ def _mamba(layout: Layout, tp: int) -> BlockCost:
         ssm_state, conv_state = H * P * N, conv_dim * (K - 1)
         torch_acts, torch_scan = h + in_out + conv_dim, torch_scan_fp32_elems_per_token(H, P, N, chunk)
         torch_step = 3 * H * P * N + 2 * H * N
+        triton_acts, triton_fp32 = triton_scan_elems_per_token(h, in_out, conv_dim, H, P, N)
     else:
         inner = _split(m.expand * h, tp)
         R = m.dt_rank_value(h)
@@ -143,6 +163,7 @@ def _mamba(layout: Layout, tp: int) -> BlockCost:
         ssm_state, conv_state = inner * N, inner * (K - 1)
         conv_dim = inner
         torch_acts, torch_scan, torch_step = 0, 0.0, 0.0      # Mamba-1: not traced yet (fused-path estimate)
+        triton_acts, triton_fp32 = 0.0, 0.0
     return BlockCost(
         symbol=MAMBA, kind="mamba", params=matmul + other, matmul_params=matmul, active_params=matmul + other,
         active_matmul_params=matmul, expert_matmul_params=0, num_experts=0, top_k=0, kv_elems_per_token=0,
@@ -150,7 +171,8 @@ def _mamba(layout: Layout, tp: int) -> BlockCost:
         decode_core_flops_per_key=0.0, prefill_core=prefill_core, act_elems_per_token=acts,
         act_fp32_elems_per_token=fp32, elementwise_elems_per_token=elementwise, core_kind="scan", kernels=8,
         torch_act_elems_per_token=torch_acts, torch_scan_fp32_elems_per_token=torch_scan,
-        torch_step_fp32_elems_per_sequence=torch_step)
+        torch_step_fp32_elems_per_sequence=torch_step, triton_act_elems_per_token=triton_acts,
+        triton_scan_fp32_elems_per_token=triton_fp32)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -126,11 +126,15 @@ def block_activation_bytes_per_token(cost: BlockCost, act_dtype: str = "bf16", k
                                      step: bool = False) -> float:
     """Transient bytes per token of one block's forward. kernels "torch": a Mamba-2 block runs the torch SSD
     scan, whose chunk-square tensors outweigh the fused path's intermediates, or with `step` (one token per
-    sequence: decode) the torch state update, which copies the state three times (BlockCost.torch_*)."""
+    sequence: decode) the torch state update, which copies the state three times (BlockCost.torch_*); kernels
+    "triton": the fla-core scan's workspace in prefill (BlockCost.triton_*), its fused decode step none."""
     fused = cost.act_elems_per_token * dtype_bytes(act_dtype) + cost.act_fp32_elems_per_token * 4
     if kernels == "torch" and cost.torch_scan_fp32_elems_per_token:
         fp32 = cost.torch_step_fp32_elems_per_sequence if step else cost.torch_scan_fp32_elems_per_token
         return max(fused, cost.torch_act_elems_per_token * dtype_bytes(act_dtype) + fp32 * 4)
+    if kernels == "triton" and cost.triton_act_elems_per_token and not step:
+        return max(fused, cost.triton_act_elems_per_token * dtype_bytes(act_dtype)
+                   + cost.triton_scan_fp32_elems_per_token * 4)
     return fused
 
 
