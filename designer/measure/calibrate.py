@@ -86,15 +86,18 @@ TERMS: tuple[Term, ...] = (
     _passes("mamba_elementwise_passes"), _passes("attention_elementwise_passes"), _passes("mlp_elementwise_passes"),
     _kernels("mamba_kernels"), _kernels("attention_kernels"), _kernels("mlp_kernels"),
     _fraction("decode_gemm_memory"), _fraction("attention_decode_memory"),
-    _passes("state_update_passes"), Term("decode_kernel_overhead_s", 0.0, 1e-2, 5e-6, 3e-6),
+    _passes("state_update_passes"),
+    _kernels("mamba_decode_kernels"), _kernels("attention_decode_kernels"),
+    Term("decode_kernel_overhead_s", 0.0, 1e-2, 5e-6, 3e-6),
     _fraction("gemm"), _fraction("memory"), Term("kernel_overhead_s", 0.0, 1e-2, 5e-6, 5e-6),
 )
 # Efficiency's per-kind kernel counts -> the BlockCost kind whose analytic count is their start
-_KERNEL_KIND = {"mamba_kernels": ("mamba",), "attention_kernels": ("attention",), "mlp_kernels": ("mlp", "moe")}
+_KERNEL_KIND = {"mamba_kernels": ("mamba",), "attention_kernels": ("attention",), "mlp_kernels": ("mlp", "moe"),
+                "mamba_decode_kernels": ("mamba",), "attention_decode_kernels": ("attention",)}
 # Machine constants a component measures directly: fixed at that measurement when there is one (the
 # single-block points tell them from the backend terms only weakly: gemm from the elementwise passes through
 # relu2 vs SwiGLU MLPs alone), fitted like the others when there is none.
-COMPONENT_FIRST = frozenset({"gemm", "memory", "kernel_overhead_s"})
+COMPONENT_FIRST = frozenset({"gemm", "memory", "kernel_overhead_s", "decode_kernel_overhead_s"})
 # Fitted terms a component measures as the same quantity the roofline uses it for (SDPA FLOP/s, SSD scan +
 # conv FLOP/s, skinny-GEMM weight bytes/s, decode-attention KV bytes/s) get that measurement as a weak prior:
 # one extra residual PRIOR_WEIGHT * log(value / component), so a 10% departure costs what one point off by 1%
@@ -312,6 +315,8 @@ def _start(term: Term, base: Efficiency, component: dict[str, dict], predictor: 
         value = component[term.name]["value"]
     else:
         value = getattr(base, term.name)
+        if value is None and term.name.endswith("_decode_kernels"):    # start from the prefill count
+            value = getattr(base, term.name.replace("_decode", ""))
         if value is None and term.name in _KERNEL_KIND:
             value = _analytic_kernels(predictor, term.name) or term.start
         elif value is None and term.name == "decode_gemm_memory":

@@ -7,7 +7,8 @@ TTFT: one prefill of `batch` prompts of `prompt` tokens into a fresh cache, logi
 `context` over zero-filled tensors, since attending over zeros costs what attending over real keys costs and a
 batch of 64 long prompts would take minutes to prefill. On CUDA the step is a captured CUDA graph (what
 `generate()` serves with; `measured_eager_s` beside it), on the CPU eager. Peak memory (CUDA) is
-torch.cuda.max_memory_allocated over the point beside `Roofline.memory`. The prediction is for the same
+torch.cuda.max_memory_allocated over the point beside `Roofline.memory`; for a prefill over its timed runs
+only (after the warm-up, whose first call may run an autotuner's trial buffers: fla-core's on a new shape). The prediction is for the same
 backend (`Scenario(kernels=...)`) and one prefill pass of the whole batch (prefill_mode "parallel", as the
 model runs it). Points whose predicted memory exceeds the free GPU memory are listed under "skipped". Each
 point: the median of `iters` runs after `warmup` runs, synchronised on CUDA. error = (predicted - measured) / measured.
@@ -148,8 +149,10 @@ def measure_timing(layout: Layout, *, device: str = "cpu", kernels: str = "torch
                         cache = model.new_cache(batch, prompt + 1)
                         return model(ids, cache=cache, logits_to_keep=1)
 
-                    _reset_peak(device)
-                    measured = median_s(prefill, device, warmup, iters)
+                    for _ in range(warmup):      # first calls: compiles, and autotuners' trial buffers
+                        prefill()
+                    _reset_peak(device)          # so the peak is a steady-state prefill's
+                    measured = median_s(prefill, device, 0, iters)
                     predicted = roof.prefill_s(batch, prompt)
                     points.append({"metric": "ttft", "batch": batch, "prompt": prompt, "predicted_s": predicted,
                                    "measured_s": measured, "error": relative_error(predicted, measured),

@@ -47,7 +47,8 @@ KIND_GROUP = {"mamba": "mamba", "attention": "attention", "mlp": "mlp", "moe": "
 # How each Efficiency field is checked: fractions of a peak in (0, 1], counts >= 0, seconds in [0, 1).
 _FRACTIONS = ("gemm", "attention", "scan", "memory", "gemm_fp8", "decode_gemm_memory", "attention_decode_memory")
 _COUNTS = ("mamba_elementwise_passes", "attention_elementwise_passes", "mlp_elementwise_passes",
-           "state_update_passes", "scan_memory_passes", "mamba_kernels", "attention_kernels", "mlp_kernels")
+           "state_update_passes", "scan_memory_passes", "mamba_kernels", "attention_kernels", "mlp_kernels",
+           "mamba_decode_kernels", "attention_decode_kernels")
 _SECONDS = ("kernel_overhead_s", "decode_kernel_overhead_s")
 
 
@@ -94,6 +95,11 @@ class Efficiency:
     mamba_kernels: float | None = None             # launches per block of that kind and pass; None: BlockCost's
     attention_kernels: float | None = None
     mlp_kernels: float | None = None               # MLP (-) and MoE (E) blocks
+    # graph nodes per block of that kind in one decode step (Mamba decodes with a state-update step, attention
+    # with a decode kernel over the cache, not the prefill's kernels); None: the kind's prefill count above.
+    # An MLP or MoE block runs the same kernels in both, so it has one count.
+    mamba_decode_kernels: float | None = None
+    attention_decode_kernels: float | None = None
 
     def __post_init__(self) -> None:
         optional = {f.name for f in dataclasses.fields(self) if f.default is None}
@@ -135,6 +141,11 @@ class Efficiency:
         """Kernel launches of a block of this kind per pass; `default` (BlockCost.kernels) when not set."""
         value = getattr(self, f"{KIND_GROUP[kind]}_kernels")
         return default if value is None else value
+
+    def decode_kernels(self, kind: str, default: float) -> float:
+        """Kernel launches (graph nodes) of a block of this kind per decode step; its prefill count when not set."""
+        value = getattr(self, f"{KIND_GROUP[kind]}_decode_kernels", None)
+        return self.kernels(kind, default) if value is None else value
 
 
 @dataclass(frozen=True)

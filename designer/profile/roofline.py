@@ -132,6 +132,7 @@ class Roofline:
         # the kernel backend's terms per block kind: launches per pass, and bytes of its extra elementwise
         # passes per token (passes x activations written per token x activation bytes)
         self._kernels = {sym: eff.kernels(c.kind, c.kernels) for sym, c in self.costs.items()}
+        self._decode_kernels = {sym: eff.decode_kernels(c.kind, c.kernels) for sym, c in self.costs.items()}
         self._elementwise_bytes_per_token = {sym: eff.elementwise_passes(c.kind) * c.act_elems_per_token
                                              * self.act_bytes for sym, c in self.costs.items()}
         for sym, c in self.costs.items():
@@ -150,11 +151,12 @@ class Roofline:
                                             embedding=first, head=last),
             kv_bytes_per_token=mem.kv_cache_bytes_per_token(lay, s.kv, tp=s.tp, costs=costs, counts=counts),
             state_bytes_per_sequence=ssm + conv, ssm_state_bytes_per_sequence=ssm,
+            # workspace: an explicitly chosen backend's own (the exported model's torch scan, or fla-core's scan,
+            # which repeats B and C on every head); unchosen, what fused kernels need (B and C per group)
             activation_bytes_per_token=mem.activation_bytes_per_token(lay, act_dtype=s.act_dtype, tp=s.tp,
-                                                                      costs=costs, counts=counts,
-                                                                      kernels=s.kernel_backend),
+                                                                      costs=costs, counts=counts, kernels=s.kernels),
             step_activation_bytes_per_token=mem.activation_bytes_per_token(
-                lay, act_dtype=s.act_dtype, tp=s.tp, costs=costs, counts=counts, kernels=s.kernel_backend, step=True))
+                lay, act_dtype=s.act_dtype, tp=s.tp, costs=costs, counts=counts, kernels=s.kernels, step=True))
 
     # ---- building blocks ---------------------------------------------------------------------------
     def _weights_read(self, sym: str, tokens: float) -> float:
@@ -198,13 +200,14 @@ class Roofline:
         split = mem.prefill_split(self.scenario.prefill_mode, batch, prompt, self.scenario.prefill_chunk)
         return split.passes, split.mean_tokens
 
-    def prefill_s(self, batch: int, prompt: int) -> float:
-        """Time to prefill `batch` prompts of `prompt` tokens and produce each one's first token (TTFT)."""
-        if prompt <= 0 or batch <= 0:
-            return 0.0
+    def prefill_stage_parts(self, batch: int, prompt: int) -> list[tuple[float, float, float]]:
+        """Per pipeline stage: (GPU work s, host launch s, hand-off s). The host issues the stage's kernels
+        while the GPU runs the earlier ones, so the stage takes max(work, launch) + hand-off (the head's
+        logits on the last stage, the activations to the next one otherwise). Each part is a sum over blocks."""
         passes, per_pass = self.prefill_passes(batch, prompt)
-        t = 0.0
+        parts = []
         for stage in self.stages:
+            work = launch = 0.0
             for sym, n in stage.counts.items():
                 if not n:
                     continue
@@ -212,8 +215,10 @@ class Roofline:
                 gemm_flops = 2.0 * c.active_matmul_params * per_pass
                 gemm_io_s = self._weights_read(sym, per_pass) / self.weights_rate \
                     + per_pass * c.act_elems_per_token * self.act_bytes / self.mem_rate
+                launch += n * passes * self._kernels[sym] * self.kernel_s
+                # the GPU's gap between two queued kernels is the graph-node cost, not the host's launch
                 t_block = passes * (max(gemm_flops / self.gemm_rate, gemm_io_s) + self._elementwise_s(sym, per_pass)
-                                    + self._kernels[sym] * self.kernel_s + self._allreduce_s(per_pass))
+                                    + self._kernels[sym] * self.decode_kernel_s + self._allreduce_s(per_pass))
                 core_flops = batch * c.prefill_core(prompt, 0)
                 if core_flops:
                     core_bytes = batch * (prompt * c.kv_elems_per_token * self.kv_bytes
@@ -222,12 +227,15 @@ class Roofline:
                     if c.core_kind == "scan":
                         core_bytes *= self.efficiency.scan_memory_passes
                     t_block += max(core_flops / self.core_rate[c.core_kind], core_bytes / self.mem_rate)
-                t += n * t_block
-            if stage.head:
-                t += self._head_s(batch)
-            else:
-                t += passes * self._p2p_s(per_pass)
-        return t
+                work += n * t_block
+            parts.append((work, launch, self._head_s(batch) if stage.head else passes * self._p2p_s(per_pass)))
+        return parts
+
+    def prefill_s(self, batch: int, prompt: int) -> float:
+        """Time to prefill `batch` prompts of `prompt` tokens and produce each one's first token (TTFT)."""
+        if prompt <= 0 or batch <= 0:
+            return 0.0
+        return sum(max(work, launch) + handoff for work, launch, handoff in self.prefill_stage_parts(batch, prompt))
 
     # ---- decode ------------------------------------------------------------------------------------
     def decode_coefficients(self, batch: int) -> tuple[float, float]:
@@ -240,7 +248,7 @@ class Roofline:
                 c = self.costs[sym]
                 gemm_flops = 2.0 * c.active_matmul_params * batch
                 a += n * (max(gemm_flops / self.gemm_rate, self._weights_read(sym, batch) / self.weights_rate)
-                          + self._elementwise_s(sym, batch) + self._kernels[sym] * self.decode_kernel_s
+                          + self._elementwise_s(sym, batch) + self._decode_kernels[sym] * self.decode_kernel_s
                           + self._allreduce_s(batch))
                 rate = self.core_rate[c.core_kind]
                 if c.decode_core_flops or c.ssm_state_elems:

@@ -2,9 +2,10 @@
 
 With one pipeline stage every number the profiler reports is `constant + sum over kinds (blocks of that kind
 x per-block term)`: parameters, weight/KV/state bytes, the prefill time, the decode coefficients and so the
-end-to-end time (docs/profiler.md: a block's cost does not depend on its neighbours). The only exception is
-the prefill workspace, which holds the residual stream plus the widest *present* block kind: a max over the
-kinds a candidate uses. So the per-block terms are read from the profiler itself, not re-derived: for each
+end-to-end time (docs/profiler.md: a block's cost does not depend on its neighbours). Two exceptions, each
+a max of linear parts: the prefill workspace, which holds the residual stream plus the widest *present* block
+kind (a max over the kinds a candidate uses), and the prefill time, max(GPU work, host launches) + the head
+(`Roofline.prefill_stage_parts`), so TTFT and the end-to-end time are rebuilt from their linear parts. So the per-block terms are read from the profiler itself, not re-derived: for each
 width variant and each kind, the Roofline of a one-block and a two-block layout (`prepare(...).request`,
 `.memory`, `count_params`) gives term = f(2 blocks) - f(1 block) and constant = f(1 block) - term. Scoring a
 candidate is then a dot product. `tests/test_search_vector.py` asserts the result equals `profile()` (via
@@ -21,7 +22,8 @@ from designer.profile.params import count_params
 from designer.search.assumptions import Assumptions
 from designer.search.space import KINDS
 
-LINEAR = ("params", "active_params", "weights_bytes", "kv_cache_bytes", "state_bytes", "ttft_s", "tpot_s", "e2e_s")
+LINEAR = ("params", "active_params", "weights_bytes", "kv_cache_bytes", "state_bytes", "prefill_work_s",
+          "prefill_launch_s", "prefill_head_s", "decode_s", "tpot_s")
 
 
 def _numbers(layout: Layout, a: Assumptions) -> dict[str, float]:
@@ -32,9 +34,11 @@ def _numbers(layout: Layout, a: Assumptions) -> dict[str, float]:
     t = r.request(batch, prompt, gen)
     m = r.memory(batch, prompt + gen, prompt=prompt)
     p = count_params(layout)
+    (work, launch, head), = r.prefill_stage_parts(batch, prompt)        # one stage (pp = 1)
     return {"params": p.total, "active_params": p.active, "weights_bytes": m.weights_bytes,
-            "kv_cache_bytes": m.kv_cache_bytes, "state_bytes": m.ssm_state_bytes, "ttft_s": t.ttft_s,
-            "tpot_s": t.tpot_s, "e2e_s": t.e2e_s, "activation_bytes": m.activation_bytes}
+            "kv_cache_bytes": m.kv_cache_bytes, "state_bytes": m.ssm_state_bytes, "prefill_work_s": work,
+            "prefill_launch_s": launch, "prefill_head_s": head, "decode_s": t.e2e_s - t.ttft_s,
+            "tpot_s": t.tpot_s, "activation_bytes": m.activation_bytes}
 
 
 @dataclass
@@ -88,6 +92,8 @@ class VectorScorer:
         out: dict[str, np.ndarray] = {}
         for f in LINEAR:
             out[f] = c.const[f][variant] + np.einsum("nk,nk->n", counts, c.per_block[f][variant])
+        out["ttft_s"] = np.maximum(out.pop("prefill_work_s"), out.pop("prefill_launch_s")) + out.pop("prefill_head_s")
+        out["e2e_s"] = out["ttft_s"] + out.pop("decode_s")
         present = counts > 0
         acts = np.where(present, c.activation[variant], -np.inf)
         out["activation_bytes"] = acts.max(axis=1)
