@@ -418,9 +418,10 @@ def test_fit_recovers_the_terms_from_repeated_decode_blocks(shell):
 
 
 # the torch terms fitted from bench/results/calibration_h200_micro_torch_one_block.json (one-block decode points, no
-# "repeat") before decode points could repeat their block: such a file must fit exactly as it did
-# the fit of that file (a fixed point of the fit), re-pinned on 2026-12-03 when a prefill's host launches began
-# to overlap its GPU work and decode got per-kind node counts
+# "repeat"), a file from before decode points could repeat their block;
+# the fit of that file, re-pinned on 2026-12-03 when a prefill's host launches began to overlap its GPU work and
+# decode got per-kind node counts; started from these values the fit must end on them (a fixed point), and a
+# file without "repeat" must fit like one with "repeat": 1 written out
 H200_TORCH_ONE_BLOCK = {"attention": 0.3738, "scan": 0.02388, "mamba_elementwise_passes": 57.5,
                         "attention_elementwise_passes": 16.01, "mlp_elementwise_passes": 2.727, "mamba_kernels": 431.3,
                         "attention_kernels": 153.0, "mlp_kernels": 0.0, "decode_gemm_memory": 0.4762,
@@ -709,3 +710,14 @@ def test_aligned_cache_len_rounds_up_to_a_multiple_of_8():
     from designer.export.templates.model import aligned_cache_len
     assert [aligned_cache_len(n) for n in (1, 8, 9, 4096 + 16, 4096 + 20, 65536 + 42)] == \
         [8, 8, 16, 4112, 4120, 65584]
+
+
+def test_eager_decode_prices_a_node_at_the_eager_launch():
+    """Fitted to eager decode, a decode node costs what an eager launch costs (the launch component), not a
+    CUDA-graph replay's."""
+    truth = _truth()
+    result = fit(synthetic_micro(truth), "h200", "torch", decode="eager")
+    terms = {t["name"]: t for t in result["terms"]}
+    assert result["decode"] == "eager"
+    assert terms["decode_kernel_overhead_s"]["value"] == truth["kernel_overhead_s"] != truth["decode_kernel_overhead_s"]
+    assert terms["decode_kernel_overhead_s"]["source"] == "component"

@@ -81,6 +81,8 @@ def test_defaults_spelled_out_give_bit_identical_predictions(preset, setup):
             assert got["memory"] == want["memory"] and got["throughput"] == want["throughput"]
         elif kernels == "torch":
             assert got["throughput"] != want["throughput"]
+        else:       # fla's scan holds at least what fused kernels do (equal where another kind is wider)
+            assert got["memory"]["activation_bytes"] >= want["memory"]["activation_bytes"]
     assert sweep(preset, explicit, **setup)["latency_vs_context"] == sweep(preset, plain, **setup)["latency_vs_context"]
 
 

@@ -13,8 +13,9 @@ model's time against `Roofline(R blocks)`. A point without "repeat" (runs before
 fit of such a file is what it always was. Only terms the data identifies are fitted:
 
 - a term is a candidate if `Efficiency` has it (so this works with any version of the profile);
-- the machine constants `gemm`, `memory`, `kernel_overhead_s` are fixed at their component measurement
-  (large projection GEMMs, a device copy, an empty kernel) when there is one (COMPONENT_FIRST);
+- the machine constants `gemm`, `memory`, `kernel_overhead_s`, `decode_kernel_overhead_s` are fixed at their
+  component measurement (large projection GEMMs, a device copy, an empty kernel launched eagerly, and replayed
+  in a CUDA graph: or launched eagerly when the fit matches eager decode) when there is one (COMPONENT_FIRST);
 - any other term is dropped when the predictions do not move with it at these points, or when its effect
   is a combination of terms earlier in TERMS (e.g. `memory` once every block kind's elementwise passes and
   the state passes are fitted: they only ever appear as passes / memory rate); a dropped term takes its
@@ -79,7 +80,8 @@ def _kernels(name: str) -> Term:
 
 
 # Candidates in priority order: when a term's effect on the predictions is a combination of earlier ones,
-# it is not fitted. The terms a component measures directly (gemm, memory, kernel_overhead_s) come last, so
+# it is not fitted. The terms a component measures directly (gemm, memory, kernel_overhead_s; and
+# decode_kernel_overhead_s, which only ever multiplies the decode node counts) come last or are fixed, so
 # they are the ones fixed by their measurement when the single-block points cannot tell them apart.
 TERMS: tuple[Term, ...] = (
     _fraction("attention"), _fraction("scan"),
@@ -466,6 +468,12 @@ def fit(micro: dict[str, Any], hardware: "str | Hardware", kernels: str, *, deco
     measured = np.asarray([p["target_s"] for p in points])
     predictor = _Predictor(micro, hw, kernels, points, unfitted_points)
     component = component_efficiency(micro, hw)
+    if mode != "graph":         # eager decode: a node costs the host's launch, not a graph replay's
+        if "kernel_overhead_s" in component:
+            component["decode_kernel_overhead_s"] = {**component["kernel_overhead_s"],
+                                                     "from": "an empty kernel launched eagerly (eager decode)"}
+        else:
+            component.pop("decode_kernel_overhead_s", None)
     fields = efficiency_fields()
     terms = [t for t in TERMS if t.name in fields]
     start = {t.name: _start(t, base, component, predictor) for t in terms}

@@ -144,10 +144,13 @@ def _backend_sentence(backend: str, eff: Efficiency) -> str:
     passes = ", ".join(f"{kind} {eff.elementwise_passes(kind):g}" for kind in kinds)
     launches = ", ".join(f"{kind} {getattr(eff, f'{kind}_kernels'):g}" for kind in kinds
                          if getattr(eff, f"{kind}_kernels") is not None) or "the per-block estimates"
+    nodes = ", ".join(f"{kind} {getattr(eff, f'{kind}_decode_kernels'):g}" for kind in ("mamba", "attention")
+                      if getattr(eff, f"{kind}_decode_kernels") is not None)
     return (f"{backend} kernels (the profile's kernels.{backend} terms): extra elementwise passes over each "
             f"block's activations {passes}; decode passes over the SSM + conv state {eff.state_update_passes:g}; "
             f"scan bytes x{eff.scan_memory_passes:g}; {eff.decode_kernel_s * 1e6:g} us per decode launch; "
-            f"kernels per block: {launches}")
+            f"kernels per block: {launches} (issued by the host while the GPU works)"
+            + (f"; decode nodes per block: {nodes}" if nodes else ""))
 
 
 def profile(layout: "Layout | str", hardware: "Hardware | str" = DEFAULT_HARDWARE, scenario: Scenario | None = None,

@@ -49,7 +49,9 @@ class Scenario:
     memory_utilization: float = 0.9  # share of GPU memory the server may use (vLLM's default 0.9)
     prefill_mode: str = "chunked"    # parallel | chunked | sequential
     prefill_chunk: int = 8192        # tokens per chunked-prefill pass (vLLM-style max batched tokens)
-    kernels: str | None = None       # kernel backend of the exported model: torch | triton; None = triton
+    # kernel backend of the exported model: torch | triton. None: triton's efficiency terms, and the workspace
+    # fused kernels need (B and C per group); a chosen backend also brings its own scan's workspace
+    kernels: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("batch", "prompt", "gen", "prefill_chunk"):
