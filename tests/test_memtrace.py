@@ -59,7 +59,8 @@ def test_nemotron_torch_scan_term_by_hand():
 
 def test_triton_prefill_peak_within_5_percent_of_the_h200():
     """The triton scan's workspace term against the whole-model peaks measured on the H200 (committed data):
-    every triton prefill point of nemotron-h-8b and mamba2-2.7b within 5.2% (the fused estimate was 12-22% low)."""
+    every triton prefill point of nemotron-h-8b and mamba2-2.7b within 1.5% (the fused estimate was 12-22% low).
+    mamba2-2.7b's file is run 2, whose peaks were taken after the warm-up (no autotuner trial buffers)."""
     import json
     from pathlib import Path
     from designer.profile.analytic import prepare
@@ -74,7 +75,7 @@ def test_triton_prefill_peak_within_5_percent_of_the_h200():
                 continue
             n = p["prompt"]
             peak = model.memory(p["batch"], n + 1, prompt=n).total_bytes
-            assert abs(peak / p["measured_peak_bytes"] - 1) <= 0.052, (name, p["batch"], n)
+            assert abs(peak / p["measured_peak_bytes"] - 1) <= 0.015, (name, p["batch"], n)
             checked += 1
     assert checked == 8                       # TTFT 4k / 16k / 64k at batch 1 and 4k at batch 16, per model
 
