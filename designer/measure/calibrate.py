@@ -220,9 +220,10 @@ def split_points(micro: dict[str, Any], decode: str = "graph") -> tuple[list[dic
 # component measurements -> efficiency terms
 
 
-def component_efficiency(micro: dict[str, Any], hardware: Hardware) -> dict[str, dict[str, Any]]:
+def component_efficiency(micro: dict[str, Any], hardware: Hardware, decode: str = "graph") -> dict[str, dict[str, Any]]:
     """Efficiency terms measured directly by the component benchmarks: field -> {"value", "from"}.
-    Fractions are time-weighted (total work / total time), so they predict the sum of the measured kernels."""
+    Fractions are time-weighted (total work / total time), so they predict the sum of the measured kernels.
+    A decode node costs a graph replay of an empty kernel, or with `decode` "eager" its eager launch."""
     comps = [c for c in micro.get("components", []) if isinstance(c, dict)]
     precision = precision_of(micro)
     peak, hbm = hardware.peak(precision), hardware.memory_bandwidth_bytes_per_s
@@ -252,8 +253,12 @@ def component_efficiency(micro: dict[str, Any], hardware: Hardware) -> dict[str,
     put("memory", r and r / hbm, "device-to-device copy (bytes/s of HBM)")
     launch = next((c for c in comps if c.get("name") == "launch"), {})
     put("kernel_overhead_s", launch.get("eager_small_kernel_s"), "an empty kernel launched eagerly", False)
-    put("decode_kernel_overhead_s", launch.get("graph_small_kernel_s"), "an empty kernel replayed in a CUDA graph",
-        False)
+    if decode == "graph":
+        put("decode_kernel_overhead_s", launch.get("graph_small_kernel_s"),
+            "an empty kernel replayed in a CUDA graph", False)
+    else:
+        put("decode_kernel_overhead_s", launch.get("eager_small_kernel_s"),
+            "an empty kernel launched eagerly (eager decode)", False)
     fields = efficiency_fields()
     return {k: v for k, v in out.items() if k in fields}
 
@@ -467,13 +472,7 @@ def fit(micro: dict[str, Any], hardware: "str | Hardware", kernels: str, *, deco
                                f"({len(micro['points'])} points, none with measured_s)")
     measured = np.asarray([p["target_s"] for p in points])
     predictor = _Predictor(micro, hw, kernels, points, unfitted_points)
-    component = component_efficiency(micro, hw)
-    if mode != "graph":         # eager decode: a node costs the host's launch, not a graph replay's
-        if "kernel_overhead_s" in component:
-            component["decode_kernel_overhead_s"] = {**component["kernel_overhead_s"],
-                                                     "from": "an empty kernel launched eagerly (eager decode)"}
-        else:
-            component.pop("decode_kernel_overhead_s", None)
+    component = component_efficiency(micro, hw, mode)
     fields = efficiency_fields()
     terms = [t for t in TERMS if t.name in fields]
     start = {t.name: _start(t, base, component, predictor) for t in terms}

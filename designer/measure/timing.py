@@ -8,9 +8,9 @@ TTFT: one prefill of `batch` prompts of `prompt` tokens into a fresh cache, logi
 batch of 64 long prompts would take minutes to prefill. On CUDA the step is a captured CUDA graph (what
 `generate()` serves with; `measured_eager_s` beside it), on the CPU eager. Peak memory (CUDA) is
 torch.cuda.max_memory_allocated over the point beside `Roofline.memory`; for a prefill over its timed runs
-only (after the warm-up, whose first call may run an autotuner's trial buffers: fla-core's on a new shape). The prediction is for the same
-backend (`Scenario(kernels=...)`) and one prefill pass of the whole batch (prefill_mode "parallel", as the
-model runs it). Points whose predicted memory exceeds the free GPU memory are listed under "skipped". Each
+only (after the warm-up, whose first call may run an autotuner's trial buffers: fla-core's on a new shape).
+The prediction is for the same backend (`Scenario(kernels=...)`) and one prefill pass of the whole batch
+(prefill_mode "parallel", as the model runs it). Points whose predicted memory exceeds the free GPU memory are listed under "skipped". Each
 point: the median of `iters` runs after `warmup` runs, synchronised on CUDA. error = (predicted - measured) / measured.
 
 Predictions are for `hardware` (a GPU profile); on the CPU they are printed for the structure only, not

@@ -97,15 +97,15 @@ def ssd_chunked_flops(tokens: int, heads: int, head_dim: int, state: int, chunk:
 FLA_CHUNK = 64     # fla-core's chunk length in chunk_simple_gla (the model's chunk_size does not reach it)
 
 
-def triton_scan_elems_per_token(hidden: int, in_out: int, conv_dim: int, heads: int, head_dim: int,
-                                state: int) -> tuple[float, float]:
-    """(activation-dtype, fp32) values per token alive at the peak of model.py's triton SSD scan: the normed
-    input, in_proj's output and the conv's output held by the block; inside ssd_chunked_scan_triton B and C
-    repeated to every head (2 H·N), v = dt·x (H·P), fla's per-chunk states kept in the input dtype
-    (H·P·N / FLA_CHUNK: chunk_fwd_h with states_in_fp32 False) and the output y (H·P); fp32 dt, g = dt·A and
-    its chunk-local cumsum (3 H). Against the H200's whole-model peaks (bench/results/measured/*_triton.json)."""
+def triton_scan_elems_per_token(held: int, heads: int, head_dim: int, state: int) -> tuple[float, float]:
+    """(activation-dtype, fp32) values per token alive at the peak of model.py's triton SSD scan: what the
+    block holds meanwhile (`held`: normed input, in_proj's output, the conv's output); inside
+    ssd_chunked_scan_triton B and C repeated to every head (2 H·N), v = dt·x (H·P), fla's per-chunk states
+    kept in the input dtype (H·P·N / FLA_CHUNK: chunk_fwd_h with states_in_fp32 False) and the output y
+    (H·P); fp32 dt, g = dt·A and its chunk-local cumsum (3 H). Against the H200's whole-model peaks
+    (bench/results/measured/*_triton.json)."""
     H, P, N = heads, head_dim, state
-    acts = hidden + in_out + conv_dim + 2 * H * N + H * P + H * P * N / FLA_CHUNK + H * P
+    acts = held + 2 * H * N + H * P + H * P * N / FLA_CHUNK + H * P
     return float(acts), float(3 * H)
 
 
@@ -143,9 +143,10 @@ def _mamba(layout: Layout, tp: int) -> BlockCost:
         fp32 = H * P * N / chunk + 2 * H                      # chunk states, dt and dA
         elementwise = h + conv_dim + inner
         ssm_state, conv_state = H * P * N, conv_dim * (K - 1)
-        torch_acts, torch_scan = h + in_out + conv_dim, torch_scan_fp32_elems_per_token(H, P, N, chunk)
+        held = h + in_out + conv_dim           # normed x, in_proj out, conv out: alive while either scan runs
+        torch_acts, torch_scan = held, torch_scan_fp32_elems_per_token(H, P, N, chunk)
         torch_step = 3 * H * P * N + 2 * H * N
-        triton_acts, triton_fp32 = triton_scan_elems_per_token(h, in_out, conv_dim, H, P, N)
+        triton_acts, triton_fp32 = triton_scan_elems_per_token(held, H, P, N)
     else:
         inner = _split(m.expand * h, tp)
         R = m.dt_rank_value(h)

@@ -130,12 +130,13 @@ def block_activation_bytes_per_token(cost: BlockCost, act_dtype: str = "bf16", k
     "triton": the fla-core scan's workspace in prefill (BlockCost.triton_*), its fused decode step none."""
     fused = cost.act_elems_per_token * dtype_bytes(act_dtype) + cost.act_fp32_elems_per_token * 4
     if kernels == "torch" and cost.torch_scan_fp32_elems_per_token:
+        acts = cost.torch_act_elems_per_token
         fp32 = cost.torch_step_fp32_elems_per_sequence if step else cost.torch_scan_fp32_elems_per_token
-        return max(fused, cost.torch_act_elems_per_token * dtype_bytes(act_dtype) + fp32 * 4)
-    if kernels == "triton" and cost.triton_act_elems_per_token and not step:
-        return max(fused, cost.triton_act_elems_per_token * dtype_bytes(act_dtype)
-                   + cost.triton_scan_fp32_elems_per_token * 4)
-    return fused
+    elif kernels == "triton" and cost.triton_act_elems_per_token and not step:
+        acts, fp32 = cost.triton_act_elems_per_token, cost.triton_scan_fp32_elems_per_token
+    else:
+        return fused
+    return max(fused, acts * dtype_bytes(act_dtype) + fp32 * 4)
 
 
 def activation_bytes_per_token(layout: Layout, *, act_dtype: str = "bf16", tp: int = 1,

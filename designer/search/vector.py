@@ -5,11 +5,12 @@ x per-block term)`: parameters, weight/KV/state bytes, the prefill time, the dec
 end-to-end time (docs/profiler.md: a block's cost does not depend on its neighbours). Two exceptions, each
 a max of linear parts: the prefill workspace, which holds the residual stream plus the widest *present* block
 kind (a max over the kinds a candidate uses), and the prefill time, max(GPU work, host launches) + the head
-(`Roofline.prefill_stage_parts`), so TTFT and the end-to-end time are rebuilt from their linear parts. So the per-block terms are read from the profiler itself, not re-derived: for each
-width variant and each kind, the Roofline of a one-block and a two-block layout (`prepare(...).request`,
-`.memory`, `count_params`) gives term = f(2 blocks) - f(1 block) and constant = f(1 block) - term. Scoring a
-candidate is then a dot product. `tests/test_search_vector.py` asserts the result equals `profile()` (via
-`assumptions.evaluate`) on random candidates.
+(`Roofline.prefill_stage_parts`), so TTFT and the end-to-end time are rebuilt from their linear parts. So the
+per-block terms are read from the profiler itself, not re-derived: for each width variant and each kind, the
+Roofline of a one-block and a two-block layout (`prepare(...).request`, `.memory`, `count_params`) gives
+term = f(2 blocks) - f(1 block) and constant = f(1 block) - term. Scoring a candidate is then a dot product.
+`tests/test_search_vector.py` asserts the result equals `profile()` (via `assumptions.evaluate`) on random
+candidates.
 """
 from __future__ import annotations
 
