@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from designer.layout import atomic_write_text, load_layout  # noqa: E402
+from designer.layout import atomic_write_text, layout_from_dict, load_layout  # noqa: E402
 from designer.measure import MEASURED_DIR, error_summary, relative_error  # noqa: E402
 from designer.profile.analytic import prepare  # noqa: E402
 from designer.profile.hardware import load_hardware  # noqa: E402
@@ -39,7 +39,10 @@ def compare(measured: dict, hardware: str) -> dict:
     hw = load_hardware(hardware)
     backend = measured["kernels"]
     uncalibrated = dataclasses.replace(hw, kernels={})
-    layout = load_layout(measured["layout"])
+    # a measurement saved since the timing JSON carried its layout reads it from there (a designed layout
+    # has no preset); older ones name a preset
+    spec = measured.get("layout_spec")
+    layout = layout_from_dict(spec, source=measured["layout"]) if spec else load_layout(measured["layout"])
     common = dict(precision="bf16", tp=1, pp=1, prefill_mode="parallel")
     before = prepare(layout, uncalibrated, **common)
     after = prepare(layout, hw, kernels=backend, **common)

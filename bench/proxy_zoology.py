@@ -58,7 +58,7 @@ def layout(family: str, width: int, state_size: int, vocab: int, seq_len: int, r
 
 
 RUN_KEY = ("family", "width", "state_size", "num_kv_pairs", "seq_len", "vocab", "batch", "lr", "seed", "steps",
-           "min_kv_pairs", "tokens_per_pair", "power_a", "rope_theta", "heads", "tie_embeddings")
+           "min_kv_pairs", "tokens_per_pair", "power_a", "rope_theta", "heads", "tie_embeddings", "learned_positions")
 
 
 def run_key(run: dict, file: dict | None = None) -> tuple:
@@ -69,13 +69,25 @@ def run_key(run: dict, file: dict | None = None) -> tuple:
     fallback = {"vocab": settings.get("vocab"), "batch": settings.get("batch"), "tokens_per_pair": 0,
                 "min_kv_pairs": file.get("min_kv_pairs", settings.get("min_kv_pairs")),
                 "power_a": file.get("power_a"), "rope_theta": file.get("rope_theta"), "heads": file.get("heads"),
-                "tie_embeddings": file.get("tie_embeddings", False)}
+                "tie_embeddings": file.get("tie_embeddings", False),
+                "learned_positions": file.get("learned_positions", False)}
     return tuple(run[k] if k in run else fallback.get(k) for k in RUN_KEY)
 
 
 def keyed_runs(file: dict) -> list[tuple[tuple, dict]]:
     """A result file's runs with their keys, each row completed with its whole setting (run_key)."""
     return [(key, {**dict(zip(RUN_KEY, key)), **r}) for r in file["runs"] for key in [run_key(r, file)]]
+
+
+def add_learned_positions(model, seq_len: int) -> None:
+    """Zoology's position signal: a learned absolute position embedding (GPT-2's) added to the token embedding,
+    as `model.position_embedding` (so the optimiser and `.to()` see it). Use with --rope-theta 0."""
+    import torch.nn as nn
+    emb = model.body.embedding
+    model.position_embedding = nn.Embedding(seq_len, emb.embedding_dim, device=emb.weight.device,
+                                            dtype=emb.weight.dtype)
+    nn.init.normal_(model.position_embedding.weight, std=0.02)
+    emb.register_forward_hook(lambda _m, _inputs, out: out + model.position_embedding.weight[:out.shape[1]])
 
 
 def gpu_name(device: str) -> str:
@@ -87,7 +99,8 @@ def series_name(run: dict) -> str:
     """One line of the plot: family, state size (Mamba-2 layers), tied output head, step count."""
     state = f", state {run['state_size']}" if run["family"] != "attention" and run.get("state_size") else ""
     tied = ", tied head" if run.get("tie_embeddings") else ""
-    return f"{run['family']}{state}{tied}, {run['steps']} steps"
+    learned = ", learned positions" if run.get("learned_positions") else ""
+    return f"{run['family']}{state}{tied}{learned}, {run['steps']} steps"
 
 
 def best_by_family(runs: list[dict]) -> list[dict]:
@@ -99,7 +112,7 @@ def best_by_family(runs: list[dict]) -> list[dict]:
         if key not in best or r["accuracy"] > best[key]["accuracy"]:
             best[key] = r
     fields = ("family", "width", "state_size", "num_kv_pairs", "seq_len", "vocab", "accuracy", "lr", "seed", "steps",
-              "heads", "tie_embeddings")
+              "heads", "tie_embeddings", "learned_positions")
     return [{k: best[key].get(k) for k in fields}
             for key in sorted(best, key=lambda k: tuple(v if v is not None else 0 for v in k))]
 
@@ -225,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--heads", type=int, default=1, help="attention heads (head_dim = width / heads)")
     ap.add_argument("--tied", action="store_true",
                     help="tie the output head to the token embedding (as in Zoology's LM; default: a separate head)")
+    ap.add_argument("--learned-positions", action="store_true",
+                    help="add a learned absolute position embedding (Zoology's GPT-2 embeddings); pair with --rope-theta 0")
     ap.add_argument("--power-a", type=float, default=0.01, help="query placement power law (1 = uniform)")
     ap.add_argument("--budget-s", type=float, default=540.0, help="start no run that would end after this many seconds (judged by the last run)")
     ap.add_argument("-o", "--out", help="result JSON (default bench/results/proxy_zoology[_cpu].json)")
@@ -251,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"command": "python bench/proxy_zoology.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "gpu": gpu_name(args.device), "torch": torch.__version__, "settings": s,
               "rope_theta": args.rope_theta or None, "heads": args.heads, "power_a": args.power_a,
-              "tie_embeddings": args.tied, "runs": [], "skipped": []}
+              "tie_embeddings": args.tied, "learned_positions": args.learned_positions, "runs": [], "skipped": []}
     done = set()
     if args.append and out.exists():
         old = json.loads(out.read_text())
@@ -274,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
                                "vocab": s["vocab"], "batch": s["batch"], "lr": lr, "seed": seed, "steps": s["steps"],
                                "min_kv_pairs": s["min_kv_pairs"], "tokens_per_pair": s["tokens_per_pair"],
                                "power_a": args.power_a, "rope_theta": args.rope_theta or None, "heads": args.heads,
-                               "tie_embeddings": args.tied}
+                               "tie_embeddings": args.tied, "learned_positions": args.learned_positions}
                         if run_key(run) in done:   # --append: this run is already in the file
                             continue
                         if time.perf_counter() - t0 + last_s > args.budget_s:   # the next run would not fit
@@ -292,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
                             "seed": seed, "device": args.device})
                         torch.manual_seed(seed)
                         model = model_py.build_model(args=model_py.ModelArgs.from_dict(d))
+                        if args.learned_positions:
+                            add_learned_positions(model, s["seq_len"])
                         t_run = time.perf_counter()
                         m = trainer.train(cfg, model=model, quiet=True)
                         last_s = time.perf_counter() - t_run

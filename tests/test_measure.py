@@ -168,6 +168,8 @@ def test_measure_timing_on_cpu_writes_json_html_and_saved_file(capsys, tiny_file
     assert set(t["summary"]) == {"median_abs_error", "max_abs_error"}
     assert "plotly" in html.read_text()
     assert json.loads(saved.read_text())["points"] == t["points"]
+    from designer.layout import layout_from_dict, load_layout
+    assert layout_from_dict(json.loads(saved.read_text())["layout_spec"]) == load_layout(tiny_file)
 
 
 def test_timing_figure_draws_predicted_and_measured():

@@ -63,3 +63,29 @@ def test_a_bad_grid_is_refused_with_one_line_and_exit_2(z, capsys):
                    "proxy_zoology: --widths: '64,wide' is not a comma-separated list of ints",
                    "proxy_zoology: --lrs: '1e-3,0' has a value that is not positive",
                    "proxy_zoology: --heads 64: must be at least 1 and divide every width (96 does not split evenly)"]
+
+
+def test_learned_positions_add_one_trained_table_and_make_attention_see_order(z):
+    """Without RoPE, causal attention over token embeddings alone cannot tell where a token sits; the learned
+    table (Zoology's) gives each position its own vector, trained with the rest (seq_len x width parameters)."""
+    import torch
+    model_py = z.load_template_file("zoology_train_proxy", "train_proxy.py").load_module(z.TEMPLATES / "model.py")
+    d = z.layout("attention", 64, 16, vocab=256, seq_len=32, rope_theta=None)
+    torch.manual_seed(0)
+    plain = model_py.build_model(args=model_py.ModelArgs.from_dict(d))
+    torch.manual_seed(0)
+    learned = model_py.build_model(args=model_py.ModelArgs.from_dict(d))
+    z.add_learned_positions(learned, 32)
+    n = lambda m: sum(p.numel() for p in m.parameters())
+    assert n(learned) - n(plain) == 32 * 64
+    ids = torch.tensor([[9, 9, 9, 9]])   # one token everywhere: without positions every prefix looks alike
+    with torch.no_grad():
+        same = plain(ids)[0]
+        moved = learned(ids)[0]
+    # causal attention averages equal values: every position's output is the same unless positions are added
+    assert torch.allclose(same[0], same[3], atol=1e-5)
+    assert not torch.allclose(moved[0], moved[3], atol=1e-3)
+    learned(ids).sum().backward()
+    assert learned.position_embedding.weight.grad[:4].abs().sum() > 0
+    assert learned.position_embedding.weight.grad[4:].abs().sum() == 0
+    assert z.series_name(row(learned_positions=True)) == "attention, learned positions, 4000 steps"

@@ -29,7 +29,7 @@ import torch
 
 from designer.export.model_export import model_args
 from designer.export.template import load_template
-from designer.layout import Layout, atomic_write_text
+from designer.layout import Layout, atomic_write_text, layout_to_dict
 from designer.measure import error_summary, measured_path, relative_error
 from designer.profile.analytic import prepare
 
@@ -113,7 +113,8 @@ def measure_timing(layout: Layout, *, device: str = "cpu", kernels: str = "torch
                    prompts: tuple[int, ...] | None = None, contexts: tuple[int, ...] | None = None,
                    batches: tuple[int, ...] | None = None, warmup: int = 1, iters: int = 3,
                    decode_steps: int = 3) -> dict[str, Any]:
-    """{"layout", "device", "kernels", "kernels_in_use", "dtype", "hardware", "precision", "grid", "points":
+    """{"layout", "layout_spec" (the layout itself: a file reads back without its YAML), "device", "kernels",
+    "kernels_in_use", "dtype", "hardware", "precision", "grid", "points":
     [{"metric": "ttft"|"tpot", "batch", "prompt"|"context", "predicted_s", "measured_s", "error"}],
     "summary": {"median_abs_error", "max_abs_error"}, "environment"}."""
     check_device(device, kernels)
@@ -189,8 +190,8 @@ def measure_timing(layout: Layout, *, device: str = "cpu", kernels: str = "torch
                     _free(device)
     finally:
         mod.set_kernels(previous)
-    return {"layout": layout.name, "device": device, "kernels": kernels, "kernels_in_use": in_use,
-            "dtype": str(dtype).removeprefix("torch."), "hardware": hardware, "precision": precision,
+    return {"layout": layout.name, "layout_spec": layout_to_dict(layout), "device": device, "kernels": kernels,
+            "kernels_in_use": in_use, "dtype": str(dtype).removeprefix("torch."), "hardware": hardware, "precision": precision,
             "grid": {"prompts": list(prompts), "contexts": list(contexts), "batches": list(batches),
                      "warmup": warmup, "iters": iters, "decode_steps": decode_steps},
             "points": points, "skipped": skipped,
