@@ -199,3 +199,54 @@ def test_decode_attention_addresses_caches_beyond_2_31_elements():
     ref = F.scaled_dot_product_attention(q[:, :, None].float(), k[:, :, :live].float(), v[:, :, :live].float(),
                                          enable_gqa=True)[:, :, 0]
     assert rel(y, ref) < 2e-2
+
+
+@pytest.mark.parametrize("rope", [True, False])
+def test_rope_and_cache_write_kernel_matches_apply_rope_and_index_copy(rope):
+    """The decode kernel rotates q and k and writes k, v at the position, from strided views of one packed
+    GEMM output, as apply_rope + index_copy_ do."""
+    torch.manual_seed(3)
+    b, h, kv, d, max_len, p = 3, 8, 2, 64, 40, 17
+    qkv = torch.randn(b, 1, (h + 2 * kv) * d, device="cuda", dtype=torch.bfloat16)
+    q, k, v = qkv.split([h * d, kv * d, kv * d], -1)
+    cache = M.KVCache(torch.randn(b, kv, max_len, d, device="cuda", dtype=torch.bfloat16),
+                      torch.randn(b, kv, max_len, d, device="cuda", dtype=torch.bfloat16))
+    ref_k, ref_v = cache.k.clone(), cache.v.clone()
+    pos = torch.tensor(p, device="cuda")
+    cos_sin = M.rope_tables(pos[None], d, 10000.0, torch.bfloat16) if rope else None
+    qh, kh = q.view(b, 1, h, d).transpose(1, 2), k.view(b, 1, kv, d).transpose(1, 2)
+    if rope:
+        qh, kh = M.apply_rope(qh, *cos_sin), M.apply_rope(kh, *cos_sin)
+    ref_k[:, :, p] = kh[:, :, 0]
+    ref_v[:, :, p] = v.view(b, kv, d)
+    got = M.rope_cache_write_triton(q, k, v, cos_sin, cache, pos)
+    assert got.shape == (b, h, d)
+    assert rel(got, qh[:, :, 0]) < 1e-2 and rel(cache.k, ref_k) < 1e-2
+    assert torch.equal(cache.v, ref_v)   # values are copied, not computed
+    assert torch.equal(cache.k[:, :, :p], ref_k[:, :, :p]) and torch.equal(cache.k[:, :, p + 1:], ref_k[:, :, p + 1:])
+
+
+def test_relu2_kernel_equals_relu_then_square():
+    x = torch.randn(3, 77, 1000, device="cuda", dtype=torch.bfloat16)
+    want = F.relu(x).square()
+    assert torch.equal(M.relu2_triton_(x.clone()), want)
+
+
+@pytest.mark.parametrize("act", ["swiglu", "relu2"])
+def test_fast_mlp_matches_reference_forward_and_backward(act):
+    torch.manual_seed(4)
+    mlp = M.MLP(256, 512, act).cuda()
+    x = torch.randn(2, 33, 256, device="cuda", requires_grad=True)
+    with kernels("torch"):
+        ref = mlp(x)
+        ref.square().sum().backward()
+    ref_grad = {n: p.grad.clone() for n, p in mlp.named_parameters()}
+    mlp.zero_grad()
+    with kernels("triton"):
+        got = mlp(x)                      # training: separate GEMMs, fla's swiglu backward
+        got.square().sum().backward()
+        with torch.no_grad():
+            packed = mlp(x)               # inference: packed gate/up, relu² in place
+    assert rel(got, ref) < 1e-3 and rel(packed, ref) < 1e-3
+    for n, g in ref_grad.items():
+        assert rel(mlp.get_parameter(n).grad, g) < 1e-3, n

@@ -301,3 +301,36 @@ def test_shared_tables_give_the_logits_each_layer_computing_its_own_gave(monkeyp
             b = model(nxt, cache=cache, position=cache.position)
         outs.append((a, b))
     assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
+
+
+def test_packed_linear_is_one_gemm_over_the_same_weights_without_a_second_copy():
+    """The fast path's q/k/v (and gate/up) GEMM: the same output as the linears one by one; their weights become
+    row blocks of the one packed matrix (no extra memory, state dict unchanged), and a move re-packs."""
+    torch.manual_seed(0)
+    owner = torch.nn.Module()
+    lins = (torch.nn.Linear(16, 8), torch.nn.Linear(16, 4), torch.nn.Linear(16, 4))
+    for i, lin in enumerate(lins):
+        owner.add_module(f"l{i}", lin)
+    before = {k: v.clone() for k, v in owner.state_dict().items()}
+    x = torch.randn(3, 5, 16)
+    want = torch.cat([lin(x) for lin in lins], dim=-1)
+    with torch.no_grad():
+        got = M.packed_linear(owner, x, lins)
+    assert torch.allclose(got, want, atol=1e-6)
+    packed = owner.__dict__["_packed"][1]
+    assert packed.shape == (16, 16)
+    assert all(lin.weight.untyped_storage().data_ptr() == packed.untyped_storage().data_ptr() for lin in lins)
+    assert all(torch.equal(owner.state_dict()[k], v) for k, v in before.items())
+    with torch.no_grad():   # a load writes through the views: the packed matrix follows
+        lins[1].weight.mul_(2)
+    assert torch.equal(owner.__dict__["_packed"][1][8:12], lins[1].weight)
+    owner.double()           # new storage per parameter: packed again on the next call
+    with torch.no_grad():
+        again = M.packed_linear(owner, x.double(), lins)
+    assert owner.__dict__["_packed"][1].dtype == torch.float64 and again.dtype == torch.float64
+    with torch.inference_mode():   # packed under inference mode, the weights still train afterwards
+        owner.float()
+        M.packed_linear(owner, x, lins)
+    M.packed_linear(owner, x, lins)   # grad mode: the packed matrix is an ordinary tensor
+    assert not owner.__dict__["_packed"][1].is_inference()
+    assert not lins[0].weight.is_inference()

@@ -119,12 +119,14 @@ def fla_kernels():
         try:
             from types import SimpleNamespace
 
+            from fla.modules.activations import swiglu
             from fla.modules.causal_conv1d import causal_conv1d
             from fla.modules.norm.layernorm import rms_norm
             from fla.modules.norm.layernorm_gated import rmsnorm_fn
             from fla.ops.simple_gla import chunk_simple_gla
             _FLA = SimpleNamespace(causal_conv1d=causal_conv1d, rms_norm=rms_norm, gated_rms_norm=rmsnorm_fn,
-                                   chunk_simple_gla=chunk_simple_gla, scan_backward=fla_scan_backward_ok())
+                                   chunk_simple_gla=chunk_simple_gla, swiglu=swiglu,
+                                   scan_backward=fla_scan_backward_ok())
         except Exception:   # ImportError, or a broken CUDA/Triton install
             _FLA = False
     return _FLA or None
@@ -397,15 +399,17 @@ def causal_conv1d(x: torch.Tensor, conv: nn.Conv1d, state: torch.Tensor | None =
 
 def causal_conv1d_triton(x: torch.Tensor, conv: nn.Conv1d, state: torch.Tensor | None = None) -> torch.Tensor:
     """causal_conv1d on fla-core's fused Triton kernel (conv, bias and SiLU in one pass, forward and backward);
-    the same arguments and result. With `state`, the cached inputs are prepended and the outputs they
-    produce dropped, which is exactly the continued convolution."""
-    k = conv.kernel_size[0]
+    the same arguments and result. With `state`, the cached inputs are the kernel's initial state, which is
+    exactly the continued convolution."""
     weight = conv.weight.squeeze(1)
     if state is None:
         return fla_kernels().causal_conv1d(x, weight, conv.bias, activation="silu")[0]
-    xs = torch.cat([state.transpose(1, 2).to(x.dtype), x], dim=1)
-    state.copy_(xs[:, xs.shape[1] - (k - 1):].transpose(1, 2))
-    return fla_kernels().causal_conv1d(xs, weight, conv.bias, activation="silu")[0][:, k - 1:]
+    # fla's state holds the last k inputs, its oldest slot never read by the conv: ours (the last k - 1) behind a
+    # zero column; its final state's last k - 1 columns are our new state (no copy of the sequence)
+    y, final = fla_kernels().causal_conv1d(x, weight, conv.bias, activation="silu",
+                                           initial_state=F.pad(state.to(x.dtype), (1, 0)), output_final_state=True)
+    state.copy_(final[..., 1:])
+    return y
 
 
 def segsum(x: torch.Tensor) -> torch.Tensor:
@@ -622,6 +626,78 @@ def decode_attention_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, p
     return (o * w[..., None]).sum(2).to(q.dtype)
 
 
+if triton is not None:
+    @triton.jit
+    def _rope_cache_kernel(q, k, v, cos, sin, q_out, k_cache, v_cache, pos, stride_q, stride_k, stride_v,
+                           stride_cb, stride_ch, stride_ct, H: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr,
+                           ROPE: tl.constexpr):
+        """One decode token, one program per (sequence, head): programs h < H rotate query head h into q_out;
+        the others rotate key head h - H and write it, and value head h - H, into the caches at `pos`."""
+        b, h = tl.program_id(0).to(tl.int64), tl.program_id(1)
+        half = D // 2
+        i = tl.arange(0, BLOCK)
+        m = i < half
+        is_q = h < H
+        if is_q:
+            src = q + b * stride_q + h * D
+        else:
+            src = k + b * stride_k + (h - H) * D
+        x1 = tl.load(src + i, mask=m, other=0.0).to(tl.float32)
+        x2 = tl.load(src + half + i, mask=m, other=0.0).to(tl.float32)
+        if ROPE:   # x cos + rotate_half(x) sin, rotate_half(x) = (-x2, x1)
+            c1 = tl.load(cos + i, mask=m, other=0.0).to(tl.float32)
+            c2 = tl.load(cos + half + i, mask=m, other=0.0).to(tl.float32)
+            s1 = tl.load(sin + i, mask=m, other=0.0).to(tl.float32)
+            s2 = tl.load(sin + half + i, mask=m, other=0.0).to(tl.float32)
+            r1 = x1 * c1 - x2 * s1
+            r2 = x2 * c2 + x1 * s2
+        else:
+            r1 = x1
+            r2 = x2
+        if is_q:
+            dst = q_out + (b * H + h) * D
+            tl.store(dst + i, r1.to(q_out.dtype.element_ty), mask=m)
+            tl.store(dst + half + i, r2.to(q_out.dtype.element_ty), mask=m)
+        else:
+            slot = b * stride_cb + (h - H) * stride_ch + tl.load(pos) * stride_ct
+            tl.store(k_cache + slot + i, r1.to(k_cache.dtype.element_ty), mask=m)
+            tl.store(k_cache + slot + half + i, r2.to(k_cache.dtype.element_ty), mask=m)
+            vs = v + b * stride_v + (h - H) * D
+            tl.store(v_cache + slot + i, tl.load(vs + i, mask=m).to(v_cache.dtype.element_ty), mask=m)
+            tl.store(v_cache + slot + half + i, tl.load(vs + half + i, mask=m).to(v_cache.dtype.element_ty), mask=m)
+
+    @triton.jit
+    def _relu2_kernel(x, n, BLOCK: tl.constexpr):
+        i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        r = tl.maximum(tl.load(x + i, mask=i < n, other=0.0).to(tl.float32), 0.0)
+        tl.store(x + i, (r * r).to(x.dtype.element_ty), mask=i < n)
+
+
+def rope_cache_write_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                            cos_sin: tuple[torch.Tensor, torch.Tensor] | None, cache: "KVCache",
+                            pos: torch.Tensor) -> torch.Tensor:
+    """Decode (one token per sequence): RoPE on q and k (when cos_sin, the position's (1, d) tables, is given)
+    and k, v written into the static caches at `pos` (a 0-d tensor), all in one kernel; the torch path does
+    this in apply_rope and static_cache_attention. q: (b, 1, h*d), k, v: (b, 1, kv*d), rows may be strided
+    (views of one packed GEMM's output). Returns the rotated queries (b, h, d)."""
+    b, kv, d = q.shape[0], cache.k.shape[1], cache.k.shape[3]
+    h = q.shape[-1] // d
+    q_out = torch.empty(b, h, d, device=q.device, dtype=q.dtype)
+    cos, sin = cos_sin if cos_sin is not None else (q, q)   # unread without RoPE
+    _rope_cache_kernel[(b, h + kv)](
+        q, k, v, cos, sin, q_out, cache.k, cache.v, pos, q.stride(0), k.stride(0), v.stride(0),
+        cache.k.stride(0), cache.k.stride(1), cache.k.stride(2), H=h, D=d,
+        BLOCK=triton.next_power_of_2(d // 2), ROPE=cos_sin is not None)
+    return q_out
+
+
+def relu2_triton_(x: torch.Tensor) -> torch.Tensor:
+    """relu(x)² in place in one pass (the torch path's relu then square is two); x contiguous, no gradient."""
+    n = x.numel()
+    _relu2_kernel[(triton.cdiv(n, 4096),)](x, n, BLOCK=4096)
+    return x
+
+
 def linear_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """All prefixes of s_t = a_t s_{t-1} + b_t (s_{-1} = 0) along dim 1, in log2(length) steps
     (Hillis-Steele: after the step with offset k, position t has folded in the k inputs before it)."""
@@ -749,7 +825,7 @@ class Mamba2Mixer(nn.Module):
                 y, new_state = ssd_chunked_scan_triton(*scan_args, initial_state=initial)
             if cache is not None:
                 cache.ssm.copy_(new_state)
-            y = y + x * self.D.to(x.dtype)[:, None]
+            y = torch.addcmul(y, x, self.D.to(x.dtype)[:, None])   # y + D x, one pass
         y = self.norm(y.flatten(-2), z)
         return self.out_proj(y.to(u.dtype))
 
@@ -846,6 +922,33 @@ class StepShared:
                         if isinstance(pos, torch.Tensor) else torch.arange(pos, pos + t, device=device))
 
 
+def needs_grad(w: torch.Tensor) -> bool:
+    """True when a pass through weight `w` must keep its gradient (training): the fast path's inference-only
+    fusions (packed GEMMs, in-place activations) stay off then."""
+    return torch.is_grad_enabled() and w.requires_grad
+
+
+def packed_linear(owner: nn.Module, x: torch.Tensor, linears: tuple[nn.Linear, ...]) -> torch.Tensor:
+    """x through several linears that share it, as one GEMM (the fast path's q/k/v and gate/up, inference):
+    their weights (and biases) are stacked once into one matrix and each linear's own weight re-pointed to its
+    rows, so there is no second copy and the state dict is unchanged; stacked again if a weight moved."""
+    key = tuple(lin.weight.data_ptr() for lin in linears)
+    packed = owner.__dict__.get("_packed")
+    if packed is None or packed[0] != key:
+        with torch.inference_mode(False), torch.no_grad():   # ordinary tensors: training may follow
+            weight = torch.cat([lin.weight for lin in linears])
+            bias = torch.cat([lin.bias for lin in linears]) if linears[0].bias is not None else None
+            row = 0
+            for lin in linears:
+                n = lin.weight.shape[0]
+                lin.weight.data = weight[row:row + n]
+                if bias is not None:
+                    lin.bias.data = bias[row:row + n]
+                row += n
+        packed = owner.__dict__["_packed"] = (tuple(lin.weight.data_ptr() for lin in linears), weight, bias)
+    return F.linear(x, packed[1], packed[2])
+
+
 class Attention(nn.Module):
     """Grouped-query attention through scaled_dot_product_attention, with RoPE when rope_theta is set."""
 
@@ -870,17 +973,27 @@ class Attention(nn.Module):
         `shared`: the tables this forward pass's attention layers share (made here when not given)."""
         b, t, _ = x.shape
         shared = shared if shared is not None else StepShared()
-        q = self.q_proj(x).view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
-        k = self.k_proj(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        v = self.v_proj(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        positions = shared.positions(pos, t, x.device)
-        if self.rope_theta is not None:
-            cos, sin = shared.get(("rope", self.head_dim, self.rope_theta, q.dtype),
-                                  lambda: rope_tables(positions, self.head_dim, self.rope_theta, q.dtype))
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         fast = use_triton(x)
-        if fast and cache is not None and t == 1 and not isinstance(pos, torch.Tensor):   # eager decode
-            pos = shared.get(("pos",), lambda: torch.full((), pos, dtype=torch.long, device=x.device))
+        if fast and not needs_grad(self.q_proj.weight):   # one GEMM for q, k, v
+            q, k, v = packed_linear(self, x, (self.q_proj, self.k_proj, self.v_proj)).split(
+                [self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim, self.n_kv_heads * self.head_dim], -1)
+        else:
+            q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        positions = shared.positions(pos, t, x.device)
+        cos_sin = None if self.rope_theta is None else shared.get(
+            ("rope", self.head_dim, self.rope_theta, q.dtype),
+            lambda: rope_tables(positions, self.head_dim, self.rope_theta, q.dtype))
+        if fast and cache is not None and t == 1:   # decode: RoPE and the cache write in one kernel, flash-decoding
+            if not isinstance(pos, torch.Tensor):   # eager decode
+                pos = shared.get(("pos",), lambda: torch.full((), pos, dtype=torch.long, device=x.device))
+            q = rope_cache_write_triton(q, k, v, cos_sin, cache, pos)
+            y = decode_attention_triton(q, cache.k, cache.v, pos, self.sliding_window)
+            return self.o_proj(y.reshape(b, 1, -1))
+        q = q.reshape(b, t, self.n_heads, self.head_dim).transpose(1, 2)
+        k = k.reshape(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        v = v.reshape(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        if cos_sin is not None:
+            q, k = apply_rope(q, *cos_sin), apply_rope(k, *cos_sin)
         if isinstance(pos, torch.Tensor):
             return self.o_proj(self.static_cache_attention(q, k, v, cache, pos, shared))
         if cache is not None:
@@ -915,9 +1028,6 @@ class Attention(nn.Module):
         positions = shared.positions(pos, t, q.device)
         cache.k.index_copy_(2, positions, k.to(cache.k.dtype))
         cache.v.index_copy_(2, positions, v.to(cache.v.dtype))
-        if t == 1 and use_triton(q):   # flash-decoding over the live part of the cache
-            y = decode_attention_triton(q[:, :, 0], cache.k, cache.v, pos, self.sliding_window)
-            return y.reshape(b, 1, -1)
         groups = self.n_heads // self.n_kv_heads
         q = q.reshape(b, self.n_kv_heads, groups * t, d)
         scores = (q @ cache.k.transpose(-1, -2)).float() * d ** -0.5          # (b, kv, groups * t, max_len)
@@ -961,12 +1071,28 @@ class MLP(nn.Module):
             self.gate_proj = nn.Linear(hidden_size, intermediate_size, bias=bias)
         self.up_proj = nn.Linear(hidden_size, intermediate_size, bias=bias)
         self.down_proj = nn.Linear(intermediate_size, hidden_size, bias=bias)
-        self.act = activation(act)
+        self.act_name, self.act = act, activation(act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if use_triton(x):
+            return self.forward_triton(x)
         if self.gated:
             return self.down_proj(self.act(self.gate_proj(x)) * self.up_proj(x))
         return self.down_proj(self.act(self.up_proj(x)))
+
+    def forward_triton(self, x: torch.Tensor) -> torch.Tensor:
+        """forward() on the fast path: SwiGLU's gate and up GEMMs as one (inference) and silu(g) u as one
+        fla-core kernel (forward and backward); relu² in place in one pass (inference)."""
+        if self.gated:
+            if needs_grad(self.gate_proj.weight):
+                g, u = self.gate_proj(x), self.up_proj(x)
+            else:
+                g, u = packed_linear(self, x, (self.gate_proj, self.up_proj)).chunk(2, dim=-1)
+            return self.down_proj(fla_kernels().swiglu(g, u))
+        h = self.up_proj(x)
+        if self.act_name == "relu2" and not needs_grad(h):
+            return self.down_proj(relu2_triton_(h))
+        return self.down_proj(self.act(h))
 
 
 class TopkRouter(nn.Module):
