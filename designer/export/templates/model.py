@@ -603,6 +603,27 @@ if triton is not None:
         tl.store(lse + row * n_splits + split, tl.where(empty, float("-inf"), m + tl.log(l_sum)), mask=g < GROUPS)
 
 
+    @triton.jit
+    def _combine_splits_kernel(o, lse, y, n_splits, D: tl.constexpr, BLOCK_S: tl.constexpr):
+        """One program per (sequence, head): the splits' outputs weighted by softmax over their log-sum-exps
+        (flash-decoding's second step; torch would take softmax, multiply, sum and cast: four kernels)."""
+        row = tl.program_id(0).to(tl.int64)
+        s, d = tl.arange(0, BLOCK_S), tl.arange(0, D)
+        m_s = tl.full([BLOCK_S], float("-inf"), tl.float32)
+        for s0 in range(0, n_splits, BLOCK_S):
+            m_s = tl.maximum(m_s, tl.load(lse + row * n_splits + s0 + s, mask=s0 + s < n_splits, other=float("-inf")))
+        m = tl.max(m_s, axis=0)   # at least one split holds keys: finite
+        acc = tl.zeros([D], tl.float32)
+        w_s = tl.zeros([BLOCK_S], tl.float32)
+        for s0 in range(0, n_splits, BLOCK_S):
+            live = s0 + s < n_splits
+            w = tl.exp(tl.load(lse + row * n_splits + s0 + s, mask=live, other=float("-inf")) - m)   # empty: 0
+            ov = tl.load(o + (row * n_splits + s0 + s)[:, None] * D + d[None, :], mask=live[:, None], other=0.0)
+            acc += tl.sum(w[:, None] * ov, axis=0)
+            w_s += w
+        tl.store(y + row * D + d, (acc / tl.sum(w_s, axis=0)).to(y.dtype.element_ty))
+
+
 def decode_attention_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pos: torch.Tensor,
                             window: int | None = None) -> torch.Tensor:
     """One query per sequence against a static cache, keys 0..pos (a 0-d tensor): the same result as
@@ -622,8 +643,9 @@ def decode_attention_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, p
         BLOCK_T=block_t)
     if splits == 1:
         return o[:, :, 0].to(q.dtype)
-    w = torch.softmax(lse, dim=-1)   # each split's share of the softmax mass
-    return (o * w[..., None]).sum(2).to(q.dtype)
+    y = torch.empty(b, h, d, device=q.device, dtype=q.dtype)   # the splits combined by their softmax mass
+    _combine_splits_kernel[(b * h,)](o, lse, y, splits, D=d, BLOCK_S=16)
+    return y
 
 
 if triton is not None:
