@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Planned H200 calls before merging branch issue16-fusions (written on the CPU, not yet run). Two calls, back to back:
+#   bash bench/gpu_calls/issue16_merge_next.sh check   # the fast-path tests and both models' triton points (~330 s)
+#   bash bench/gpu_calls/issue16_merge_next.sh refit   # triton micro-benchmarks and the four triton held-out grids (~560 s)
+# then on the CPU: designer calibrate --hardware h200 --from $W/calibration_h200_micro_triton.json --write;
+# copy the grids into bench/results/measured/ (the old ones into measured/repeats/ only if the code is the same: it is
+# not, so replace them) and python bench/measured_vs_predicted.py.
+source "$(dirname "$0")/setup.sh"
+export TRITON_CACHE_AUTOTUNING=1
+if [ "${1:-}" = check ]; then
+  timeout 240 python3 -m pytest -q -p no:cacheprovider tests/test_export_fast_path.py > "$W/tests.log" 2>&1
+  echo "tests rc=$? at $(el) s" >> "$W/calls.log"; pack
+  timeout $(( 560 - $(el) )) python3 bench/gpu_fast_path.py --points --models llama-3.1-8b,nemotron-h-8b --kernels triton \
+    --out "$W/gpu_fast_path_fusions_h200.json" > "$W/fast_path.log" 2>&1
+  echo "fast path rc=$? at $(el) s" >> "$W/calls.log"; pack
+else
+  timeout 230 python3 -m designer.cli calibrate --hardware h200 --kernels triton --layouts nemotron-h-8b,llama-3.1-8b \
+    --device cuda --budget-s 150 --out "$W/calibration_h200_micro_triton.json" > "$W/calibrate.log" 2>&1
+  echo "calibrate rc=$? at $(el) s" >> "$W/calls.log"; pack
+  for L in llama-3.1-8b nemotron-h-8b bench/heldout/hybrid-3b-heldout.yaml mamba2-2.7b; do
+    left=$(( 570 - $(el) )); [ "$left" -lt 40 ] && { echo "skip $L: $left s left" >> "$W/calls.log"; continue; }
+    n=$(basename "$L" .yaml)
+    timeout "$left" python3 -m designer.cli measure "$L" --device cuda --kernels triton --prompts 4096,16384,65536 \
+      --contexts 4096,16384,65536 --batches 1,16,64 --iters 2 --save "$W/${n}_cuda_triton.json" > "$W/measure_$n.log" 2>&1
+    echo "measure $n rc=$? at $(el) s" >> "$W/calls.log"; pack
+  done
+fi
+cat "$W/calls.log"; tail -n 4 "$W"/*.log
