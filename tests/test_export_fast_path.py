@@ -28,8 +28,8 @@ HYBRID = dict(name="hybrid", hidden_size=256, vocab_size=512, pattern="M-M*-M-M*
 LLAMA = dict(name="llama", family="llama", hidden_size=256, vocab_size=512, pattern="*-*-",
              attention=dict(num_heads=8, num_kv_heads=2, head_dim=32, rope_theta=10000.0),
              mlp=dict(intermediate_size=512, activation="swiglu"))
-WINDOW = dict(HYBRID, name="window", attention=dict(num_heads=8, num_kv_heads=2, head_dim=32,
-                                                    rope_theta=10000.0, sliding_window=40))
+WINDOW = dict(HYBRID, name="window", attention=dict(num_heads=8, num_kv_heads=2, head_dim=32, qkv_bias=True,
+                                                    rope_theta=10000.0, sliding_window=40))   # biases: packed too
 
 
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -97,11 +97,12 @@ def test_fused_decode_step_updates_the_state_in_place_like_ssd_step():
     assert rel(y, y_ref + x * D[:, None]) < 1e-5
 
 
-@pytest.mark.parametrize("with_state", [False, True])
-def test_triton_conv_matches_reference(with_state):
+@pytest.mark.parametrize("with_state,length", [(False, 50), (True, 50), (True, 3), (True, 1)])
+def test_triton_conv_matches_reference(with_state, length):
+    """Lengths below the kernel width take part of fla's final state from the initial state."""
     torch.manual_seed(2)
     conv = torch.nn.Conv1d(96, 96, 4, groups=96, padding=3).cuda()
-    x = torch.randn(2, 50, 96, device="cuda")
+    x = torch.randn(2, length, 96, device="cuda")
     state = torch.randn(2, 96, 3, device="cuda") if with_state else None
     ref_state = state.clone() if with_state else None
     y_ref = M.causal_conv1d(x, conv, ref_state)
@@ -250,3 +251,12 @@ def test_fast_mlp_matches_reference_forward_and_backward(act):
     assert rel(got, ref) < 1e-3 and rel(packed, ref) < 1e-3
     for n, g in ref_grad.items():
         assert rel(mlp.get_parameter(n).grad, g) < 1e-3, n
+
+
+def test_eager_fast_decode_past_the_cache_is_a_clear_error():
+    model = model_for(LLAMA)
+    with torch.no_grad(), kernels("triton"):
+        cache = model.new_cache(1, 8)
+        model(torch.randint(0, 512, (1, 8), device="cuda"), cache=cache)
+        with pytest.raises(ValueError, match="KV cache holds 8 positions"):
+            model(torch.randint(0, 512, (1, 1), device="cuda"), cache=cache)

@@ -334,3 +334,35 @@ def test_packed_linear_is_one_gemm_over_the_same_weights_without_a_second_copy()
     M.packed_linear(owner, x, lins)   # grad mode: the packed matrix is an ordinary tensor
     assert not owner.__dict__["_packed"][1].is_inference()
     assert not lins[0].weight.is_inference()
+
+
+def test_packing_stays_off_where_a_gradient_or_a_wrapper_needs_the_linears():
+    """packed_linear reads only the weights: any trainable parameter of the group (a frozen q beside a
+    trainable k, biases alone), a hook or a wrapped linear keeps the separate GEMMs."""
+    q, k = torch.nn.Linear(8, 8), torch.nn.Linear(8, 4)
+    q.requires_grad_(False)
+    assert not M.can_pack((q, k))                 # k still trains
+    with torch.no_grad():
+        assert M.can_pack((q, k))
+    k.weight.requires_grad_(False)
+    assert not M.can_pack((q, k))                 # k's bias trains
+    k.requires_grad_(False)
+    assert M.can_pack((q, k))
+    handle = k.register_forward_hook(lambda *a: None)
+    assert not M.can_pack((q, k))
+    handle.remove()
+
+    class Wrapped(torch.nn.Linear):
+        pass
+    assert not M.can_pack((q, Wrapped(8, 4)))
+
+
+def test_moving_a_module_drops_its_packed_copy():
+    attn = M.Attention(M.ModelArgs.from_dict({"name": "a", "hidden_size": 64, "vocab_size": 32, "pattern": "*-",
+                                               "attention": {"num_heads": 4, "num_kv_heads": 2, "head_dim": 16},
+                                               "mlp": {"intermediate_size": 128}}))
+    with torch.no_grad():
+        M.packed_linear(attn, torch.randn(1, 2, 64), (attn.q_proj, attn.k_proj, attn.v_proj))
+    assert "_packed" in attn.__dict__
+    attn.double()
+    assert "_packed" not in attn.__dict__ and attn.q_proj.weight.dtype == torch.float64

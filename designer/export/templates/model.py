@@ -655,7 +655,7 @@ if triton is not None:
                            ROPE: tl.constexpr):
         """One decode token, one program per (sequence, head): programs h < H rotate query head h into q_out;
         the others rotate key head h - H and write it, and value head h - H, into the caches at `pos`."""
-        b, h = tl.program_id(0).to(tl.int64), tl.program_id(1)
+        b, h = tl.program_id(0).to(tl.int64), tl.program_id(1).to(tl.int64)
         half = D // 2
         i = tl.arange(0, BLOCK)
         m = i < half
@@ -950,13 +950,24 @@ def needs_grad(w: torch.Tensor) -> bool:
     return torch.is_grad_enabled() and w.requires_grad
 
 
+def can_pack(linears: tuple[nn.Module, ...]) -> bool:
+    """packed_linear may stand in for these linears: plain nn.Linear without hooks (not an adapter-wrapped
+    one), and no gradient wanted for any of their parameters (inference)."""
+    plain = all(type(lin) is nn.Linear and not lin._forward_hooks and not lin._forward_pre_hooks for lin in linears)
+    return plain and not any(needs_grad(p) for lin in linears for p in lin.parameters())
+
+
 def packed_linear(owner: nn.Module, x: torch.Tensor, linears: tuple[nn.Linear, ...]) -> torch.Tensor:
     """x through several linears that share it, as one GEMM (the fast path's q/k/v and gate/up, inference):
     their weights (and biases) are stacked once into one matrix and each linear's own weight re-pointed to its
-    rows, so there is no second copy and the state dict is unchanged; stacked again if a weight moved."""
-    key = tuple(lin.weight.data_ptr() for lin in linears)
+    rows, so there is no second copy and the state dict is unchanged; stacked again if a weight moved.
+    The owner drops the stack when it is moved (PacksLinears._apply)."""
+    key = tuple((lin.weight.data_ptr(), tuple(lin.weight.shape), 0 if lin.bias is None else lin.bias.data_ptr())
+                for lin in linears)
     packed = owner.__dict__.get("_packed")
     if packed is None or packed[0] != key:
+        if x.is_cuda and torch.cuda.is_current_stream_capturing():   # a capture records, it does not run, a cat
+            return torch.cat([lin(x) for lin in linears], dim=-1)
         with torch.inference_mode(False), torch.no_grad():   # ordinary tensors: training may follow
             weight = torch.cat([lin.weight for lin in linears])
             bias = torch.cat([lin.bias for lin in linears]) if linears[0].bias is not None else None
@@ -967,11 +978,22 @@ def packed_linear(owner: nn.Module, x: torch.Tensor, linears: tuple[nn.Linear, .
                 if bias is not None:
                     lin.bias.data = bias[row:row + n]
                 row += n
-        packed = owner.__dict__["_packed"] = (tuple(lin.weight.data_ptr() for lin in linears), weight, bias)
+        key = tuple((lin.weight.data_ptr(), tuple(lin.weight.shape), 0 if lin.bias is None else lin.bias.data_ptr())
+                    for lin in linears)
+        packed = owner.__dict__["_packed"] = (key, weight, bias)
     return F.linear(x, packed[1], packed[2])
 
 
-class Attention(nn.Module):
+class PacksLinears(nn.Module):
+    """A module whose forward may pack some of its linears (packed_linear): moving or casting it (.to(),
+    .cpu(), .half()) drops the stack, so the old copy is not kept alive."""
+
+    def _apply(self, fn, *args, **kwargs):
+        self.__dict__.pop("_packed", None)
+        return super()._apply(fn, *args, **kwargs)
+
+
+class Attention(PacksLinears):
     """Grouped-query attention through scaled_dot_product_attention, with RoPE when rope_theta is set."""
 
     def __init__(self, args: ModelArgs):
@@ -996,7 +1018,7 @@ class Attention(nn.Module):
         b, t, _ = x.shape
         shared = shared if shared is not None else StepShared()
         fast = use_triton(x)
-        if fast and not needs_grad(self.q_proj.weight):   # one GEMM for q, k, v
+        if fast and can_pack((self.q_proj, self.k_proj, self.v_proj)):   # one GEMM for q, k, v
             q, k, v = packed_linear(self, x, (self.q_proj, self.k_proj, self.v_proj)).split(
                 [self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim, self.n_kv_heads * self.head_dim], -1)
         else:
@@ -1007,6 +1029,8 @@ class Attention(nn.Module):
             lambda: rope_tables(positions, self.head_dim, self.rope_theta, q.dtype))
         if fast and cache is not None and t == 1:   # decode: RoPE and the cache write in one kernel, flash-decoding
             if not isinstance(pos, torch.Tensor):   # eager decode
+                if pos >= cache.k.shape[2]:
+                    raise ValueError(f"KV cache holds {cache.k.shape[2]} positions; got {pos + 1}")
                 pos = shared.get(("pos",), lambda: torch.full((), pos, dtype=torch.long, device=x.device))
             q = rope_cache_write_triton(q, k, v, cos_sin, cache, pos)
             y = decode_attention_triton(q, cache.k, cache.v, pos, self.sliding_window)
@@ -1083,7 +1107,7 @@ class Attention(nn.Module):
         return mask
 
 
-class MLP(nn.Module):
+class MLP(PacksLinears):
     """up -> activation -> down; SwiGLU adds gate_proj: down(silu(gate(x)) * up(x))."""
 
     def __init__(self, hidden_size: int, intermediate_size: int, act: str, bias: bool = False):
@@ -1106,10 +1130,10 @@ class MLP(nn.Module):
         """forward() on the fast path: SwiGLU's gate and up GEMMs as one (inference) and silu(g) u as one
         fla-core kernel (forward and backward); relu² in place in one pass (inference)."""
         if self.gated:
-            if needs_grad(self.gate_proj.weight):
-                g, u = self.gate_proj(x), self.up_proj(x)
-            else:
+            if can_pack((self.gate_proj, self.up_proj)):
                 g, u = packed_linear(self, x, (self.gate_proj, self.up_proj)).chunk(2, dim=-1)
+            else:
+                g, u = self.gate_proj(x), self.up_proj(x)
             return self.down_proj(fla_kernels().swiglu(g, u))
         h = self.up_proj(x)
         if self.act_name == "relu2" and not needs_grad(h):
