@@ -95,12 +95,12 @@ def point_medians(models: list[dict]) -> dict:
     runs: dict[tuple, list[dict]] = {}
     for m in models:
         for r in m["points"]:
-            if r["held_out_grid"]:
-                runs.setdefault((m["layout"], r["metric"], r["batch"], r.get("prompt", r.get("context"))), []).append(r)
+            if r["held_out_grid"]:   # the prediction is in the key: two layouts under one name stay apart
+                key = (m["layout"], r["metric"], r["batch"], r.get("prompt", r.get("context")), r["predicted_after_ms"])
+                runs.setdefault(key, []).append(r)
     errors, repeated = [], []
-    for (layout, metric, batch, n), rows in runs.items():
+    for (layout, metric, batch, n, predicted_ms), rows in runs.items():
         measured_ms = statistics.median(r["measured_ms"] for r in rows)
-        predicted_ms = rows[0]["predicted_after_ms"]   # one layout, one profile: the same in every run
         errors.append(relative_error(predicted_ms, measured_ms))
         peaks = [r["measured_peak_gib"] for r in rows if "measured_peak_gib" in r]
         if len(rows) > 1:
