@@ -90,19 +90,22 @@ def compare(measured: dict, hardware: str) -> dict:
 
 def point_medians(models: list[dict]) -> dict:
     """Each held-out point once: its measured value the median over every run that measured it (a launch-bound
-    point moves with the host: one machine's run is one sample), against the prediction. Summary, plus the
-    points measured more than once with each run's value."""
+    point moves with the host: one machine's run is one sample), against the prediction; the same for peak
+    memory. Summary, plus the points measured more than once with each run's value."""
     runs: dict[tuple, list[dict]] = {}
     for m in models:
         for r in m["points"]:
-            if r["held_out_grid"]:
-                runs.setdefault((m["layout"], r["metric"], r["batch"], r.get("prompt", r.get("context"))), []).append(r)
-    errors, repeated = [], []
-    for (layout, metric, batch, n), rows in runs.items():
+            if r["held_out_grid"]:   # the prediction is in the key: two layouts under one name stay apart
+                key = (m["layout"], r["metric"], r["batch"], r.get("prompt", r.get("context")), r["predicted_after_ms"])
+                runs.setdefault(key, []).append(r)
+    errors, peak_errors, repeated = [], {"ttft": [], "tpot": []}, []
+    for (layout, metric, batch, n, predicted_ms), rows in runs.items():
         measured_ms = statistics.median(r["measured_ms"] for r in rows)
-        predicted_ms = rows[0]["predicted_after_ms"]   # one layout, one profile: the same in every run
         errors.append(relative_error(predicted_ms, measured_ms))
         peaks = [r["measured_peak_gib"] for r in rows if "measured_peak_gib" in r]
+        if peaks:   # today's predicted peak is the same in every run of the point
+            predicted_peak = next(r["predicted_peak_gib"] for r in rows if "predicted_peak_gib" in r)
+            peak_errors[metric].append(relative_error(predicted_peak, statistics.median(peaks)))
         if len(rows) > 1:
             repeated.append({"layout": layout, "metric": metric, "batch": batch, "n": n,
                              "measured_ms": [r["measured_ms"] for r in rows], "median_ms": round(measured_ms, 3),
@@ -110,7 +113,8 @@ def point_medians(models: list[dict]) -> dict:
                              "error_after_of_median": round(errors[-1], 4),
                              "error_after_by_run": [r["error_after"] for r in rows],
                              **({"measured_peak_gib": peaks} if peaks else {})})
-    return {**summarise(errors), "repeated_points": repeated}
+    return {**summarise(errors), "peak_memory_prefill": summarise(peak_errors["ttft"]),
+            "peak_memory_decode": summarise(peak_errors["tpot"]), "repeated_points": repeated}
 
 
 def main(argv: list[str] | None = None) -> int:

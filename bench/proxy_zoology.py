@@ -81,7 +81,8 @@ def keyed_runs(file: dict) -> list[tuple[tuple, dict]]:
 
 def add_learned_positions(model, seq_len: int) -> None:
     """Zoology's position signal: a learned absolute position embedding (GPT-2's) added to the token embedding,
-    as `model.position_embedding` (so the optimiser and `.to()` see it). Use with --rope-theta 0."""
+    as `model.position_embedding` (so the optimiser and `.to()` see it). Positions count from 0 on every call:
+    right for training and evaluation on whole sequences, not for decoding with a cache (unused here)."""
     import torch.nn as nn
     emb = model.body.embedding
     model.position_embedding = nn.Embedding(seq_len, emb.embedding_dim, device=emb.weight.device,
@@ -253,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         return merge(args.merge, Path(args.out) if args.out else RESULTS / "proxy_zoology.json")
     s = {k: (getattr(args, k) if getattr(args, k) is not None else (TINY if args.tiny else FULL)[k]) for k in FULL}
     problem = grid_problem(s, args.only, args.heads)
+    if args.learned_positions and args.rope_theta:
+        problem = "--learned-positions replaces RoPE: add --rope-theta 0"
     if problem:
         print(f"proxy_zoology: {problem}", file=sys.stderr)
         return 2

@@ -58,11 +58,13 @@ def test_a_bad_grid_is_refused_with_one_line_and_exit_2(z, capsys):
     assert z.main(["--widths", "64,wide"]) == 2
     assert z.main(["--lrs", "1e-3,0"]) == 2
     assert z.main(["--widths", "64,96", "--heads", "64"]) == 2
+    assert z.main(["--learned-positions"]) == 2      # with RoPE still on
     err = capsys.readouterr().err.splitlines()
     assert err == ["proxy_zoology: --only: unknown family 'transformer' (allowed: attention, hybrid, mamba2)",
                    "proxy_zoology: --widths: '64,wide' is not a comma-separated list of ints",
                    "proxy_zoology: --lrs: '1e-3,0' has a value that is not positive",
-                   "proxy_zoology: --heads 64: must be at least 1 and divide every width (96 does not split evenly)"]
+                   "proxy_zoology: --heads 64: must be at least 1 and divide every width (96 does not split evenly)",
+                   "proxy_zoology: --learned-positions replaces RoPE: add --rope-theta 0"]
 
 
 def test_learned_positions_add_one_trained_table_and_make_attention_see_order(z):

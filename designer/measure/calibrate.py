@@ -253,12 +253,9 @@ def component_efficiency(micro: dict[str, Any], hardware: Hardware, decode: str 
     put("memory", r and r / hbm, "device-to-device copy (bytes/s of HBM)")
     launch = next((c for c in comps if c.get("name") == "launch"), {})
     put("kernel_overhead_s", launch.get("eager_small_kernel_s"), "an empty kernel launched eagerly", False)
-    if decode == "graph":
-        put("decode_kernel_overhead_s", launch.get("graph_small_kernel_s"),
-            "an empty kernel replayed in a CUDA graph", False)
-    else:
-        put("decode_kernel_overhead_s", launch.get("eager_small_kernel_s"),
-            "an empty kernel launched eagerly (eager decode)", False)
+    node, what = (("graph_small_kernel_s", "an empty kernel replayed in a CUDA graph") if decode == "graph" else
+                  ("eager_small_kernel_s", "an empty kernel launched eagerly (eager decode)"))
+    put("decode_kernel_overhead_s", launch.get(node), what, False)
     fields = efficiency_fields()
     return {k: v for k, v in out.items() if k in fields}
 
@@ -322,8 +319,9 @@ def _start(term: Term, base: Efficiency, component: dict[str, dict], predictor: 
         value = component[term.name]["value"]
     else:
         value = getattr(base, term.name)
-        if value is None and term.name.endswith("_decode_kernels"):    # start from the prefill count
-            value = getattr(base, term.name.replace("_decode", ""))
+        if term.name in _KERNEL_KIND:   # Efficiency's own fallback: an unset decode count is the prefill count
+            kind = _KERNEL_KIND[term.name][0]
+            value = (base.decode_kernels if "_decode_" in term.name else base.kernels)(kind, None)
         if value is None and term.name in _KERNEL_KIND:
             value = _analytic_kernels(predictor, term.name) or term.start
         elif value is None and term.name == "decode_gemm_memory":

@@ -231,11 +231,16 @@ class Roofline:
             parts.append((work, launch, self._head_s(batch) if stage.head else passes * self._p2p_s(per_pass)))
         return parts
 
+    @staticmethod
+    def stage_s(work, launch, handoff, maximum=max):
+        """One prefill stage's time from its prefill_stage_parts (`maximum`: np.maximum for arrays of them)."""
+        return maximum(work, launch) + handoff
+
     def prefill_s(self, batch: int, prompt: int) -> float:
         """Time to prefill `batch` prompts of `prompt` tokens and produce each one's first token (TTFT)."""
         if prompt <= 0 or batch <= 0:
             return 0.0
-        return sum(max(work, launch) + handoff for work, launch, handoff in self.prefill_stage_parts(batch, prompt))
+        return sum(self.stage_s(*parts) for parts in self.prefill_stage_parts(batch, prompt))
 
     # ---- decode ------------------------------------------------------------------------------------
     def decode_coefficients(self, batch: int) -> tuple[float, float]:

@@ -20,6 +20,7 @@ import numpy as np
 
 from designer.layout import Layout, LayoutError
 from designer.profile.params import count_params
+from designer.profile.roofline import Roofline
 from designer.search.assumptions import Assumptions
 from designer.search.space import KINDS
 
@@ -93,7 +94,8 @@ class VectorScorer:
         out: dict[str, np.ndarray] = {}
         for f in LINEAR:
             out[f] = c.const[f][variant] + np.einsum("nk,nk->n", counts, c.per_block[f][variant])
-        out["ttft_s"] = np.maximum(out.pop("prefill_work_s"), out.pop("prefill_launch_s")) + out.pop("prefill_head_s")
+        out["ttft_s"] = Roofline.stage_s(out.pop("prefill_work_s"), out.pop("prefill_launch_s"),
+                                         out.pop("prefill_head_s"), np.maximum)
         out["e2e_s"] = out["ttft_s"] + out.pop("decode_s")
         present = counts > 0
         acts = np.where(present, c.activation[variant], -np.inf)
