@@ -67,7 +67,10 @@ def test_triton_is_what_auto_picks_on_cuda():
         assert M.kernels_in_use("cuda") == "torch"
 
 
-def test_triton_ssd_scan_matches_the_chunked_reference():
+@pytest.mark.parametrize("grad", [False, True], ids=["grouped-inference", "autograd"])
+def test_triton_ssd_scan_matches_the_chunked_reference(grad):
+    """Inference takes fla's kernels directly with C and B per group (ssd_grouped_scan_triton); with a
+    gradient wanted, chunk_simple_gla over B and C repeated on every head."""
     torch.manual_seed(0)
     b, seqlen, h, p, g, n = 2, 300, 8, 64, 2, 128
     x = torch.randn(b, seqlen, h, p, device="cuda", dtype=torch.bfloat16)
@@ -77,7 +80,8 @@ def test_triton_ssd_scan_matches_the_chunked_reference():
     C = torch.randn(b, seqlen, g, n, device="cuda", dtype=torch.bfloat16) * n ** -0.5
     h0 = torch.randn(b, h, p, n, device="cuda")
     y_ref, s_ref = M.ssd_chunked_scan(x, dt, A, B, C, 64, initial_state=h0)
-    y, s = M.ssd_chunked_scan_triton(x, dt, A, B, C, initial_state=h0)
+    y, s = M.ssd_chunked_scan_triton(x.requires_grad_(grad), dt, A, B, C, initial_state=h0)
+    assert y.requires_grad == grad
     assert y.dtype == torch.bfloat16 and s.dtype == torch.float32 and s.shape == s_ref.shape
     assert rel(y, y_ref) < 2e-2 and rel(s, s_ref) < 1e-2
 
@@ -225,6 +229,48 @@ def test_rope_and_cache_write_kernel_matches_apply_rope_and_index_copy(rope):
     assert rel(got, qh[:, :, 0]) < 1e-2 and rel(cache.k, ref_k) < 1e-2
     assert torch.equal(cache.v, ref_v)   # values are copied, not computed
     assert torch.equal(cache.k[:, :, :p], ref_k[:, :, :p]) and torch.equal(cache.k[:, :, p + 1:], ref_k[:, :, p + 1:])
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_rope_prefill_kernel_matches_apply_rope(cached):
+    """Prefill RoPE from a strided view of the packed q/k/v output into (b, heads, t, d): a new tensor, or
+    the cache's slots at a position, the slots around them untouched."""
+    torch.manual_seed(4)
+    b, h, kv, d, t, p, max_len = 2, 8, 2, 64, 150, 30, 200
+    qkv = torch.randn(b, t, (h + 2 * kv) * d, device="cuda", dtype=torch.bfloat16)
+    q, k, _ = qkv.split([h * d, kv * d, kv * d], -1)
+    cos_sin = M.rope_tables(torch.arange(p, p + t, device="cuda"), d, 10000.0, torch.bfloat16)
+    want_q = M.apply_rope(q.reshape(b, t, h, d).transpose(1, 2).float(), *(c.float() for c in cos_sin))
+    want_k = M.apply_rope(k.reshape(b, t, kv, d).transpose(1, 2).float(), *(c.float() for c in cos_sin))
+    got_q = M.rope_prefill_triton(q, cos_sin, h)
+    assert got_q.shape == (b, h, t, d) and got_q.is_contiguous() and rel(got_q, want_q) < 1e-2
+    if cached:
+        cache = torch.randn(b, kv, max_len, d, device="cuda", dtype=torch.bfloat16)
+        before = cache.clone()
+        got_k = M.rope_prefill_triton(k, cos_sin, kv, cache[:, :, p:p + t])
+        assert got_k.data_ptr() == cache[:, :, p:p + t].data_ptr() and rel(cache[:, :, p:p + t], want_k) < 1e-2
+        assert torch.equal(cache[:, :, :p], before[:, :, :p]) and torch.equal(cache[:, :, p + t:], before[:, :, p + t:])
+    else:
+        assert rel(M.rope_prefill_triton(k, cos_sin, kv), want_k) < 1e-2
+
+
+def test_gated_norm_inference_kernel_reads_z_in_place_and_matches_reference():
+    """Without a gradient the gated norm calls fla's forward kernel on z's strided rows (a view of in_proj's
+    output): the torch reference's result, and the autograd path's."""
+    torch.manual_seed(5)
+    norm = M.GatedRMSNorm(256, 4).cuda()
+    with torch.no_grad():
+        norm.weight.add_(0.1 * torch.randn_like(norm.weight))
+    proj = torch.randn(2, 33, 600, device="cuda")
+    y, z = torch.randn(2, 33, 256, device="cuda"), proj[..., 100:356]
+    with kernels("torch"), torch.no_grad():
+        want = norm(y, z)
+    with kernels("triton"):
+        with torch.no_grad():
+            fast = norm(y, z)
+        autograd = norm(y, z)
+    assert autograd.requires_grad and not fast.requires_grad
+    assert rel(fast, want) < 1e-4 and rel(autograd, want) < 1e-4
 
 
 def test_relu2_kernel_equals_relu_then_square():

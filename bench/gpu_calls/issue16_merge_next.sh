@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Planned H200 calls before merging branch issue16-fusions (written on the CPU, not yet run). Two calls, back to back:
-#   bash bench/gpu_calls/issue16_merge_next.sh check   # the fast-path tests and both models' triton points (~330 s)
+#   bash bench/gpu_calls/issue16_merge_next.sh check   # the fast-path tests, both models' triton points, a profile of
+#                                                      # nemotron-h-8b's 16k prefill when time is left
 #   bash bench/gpu_calls/issue16_merge_next.sh refit   # triton micro-benchmarks and the four triton held-out grids (~560 s)
 # then on the CPU: designer calibrate --hardware h200 --from $W/calibration_h200_micro_triton.json --write;
 # copy the grids into bench/results/measured/ (the old ones into measured/repeats/ only if the code is the same: it is
@@ -13,6 +14,10 @@ if [ "${1:-}" = check ]; then
   timeout $(( 560 - $(el) )) python3 bench/gpu_fast_path.py --points --models llama-3.1-8b,nemotron-h-8b --kernels triton \
     --out "$W/gpu_fast_path_fusions_h200.json" > "$W/fast_path.log" 2>&1
   echo "fast path rc=$? at $(el) s" >> "$W/calls.log"; pack
+  left=$(( 585 - $(el) ))
+  [ "$left" -gt 45 ] && timeout "$left" python3 bench/gpu_fast_path.py --profile nemotron-h-8b:triton:16384 \
+    --out "$W/profile.json" > "$W/profile.log" 2>&1
+  echo "profile at $(el) s" >> "$W/calls.log"; pack
 else
   timeout 230 python3 -m designer.cli calibrate --hardware h200 --kernels triton --layouts nemotron-h-8b,llama-3.1-8b \
     --device cuda --budget-s 150 --out "$W/calibration_h200_micro_triton.json" > "$W/calibrate.log" 2>&1

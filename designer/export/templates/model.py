@@ -123,9 +123,16 @@ def fla_kernels():
             from fla.modules.causal_conv1d import causal_conv1d
             from fla.modules.norm.layernorm import rms_norm
             from fla.modules.norm.layernorm_gated import rmsnorm_fn
+            from fla.modules.norm.layernorm_gated import layer_norm_fwd
+            from fla.ops.common.chunk_h import chunk_fwd_h
+            from fla.ops.common.chunk_o import chunk_fwd_o
             from fla.ops.simple_gla import chunk_simple_gla
+            from fla.ops.utils import chunk_local_cumsum
+            from fla.ops.utils.constant import RCP_LN2
             _FLA = SimpleNamespace(causal_conv1d=causal_conv1d, rms_norm=rms_norm, gated_rms_norm=rmsnorm_fn,
-                                   chunk_simple_gla=chunk_simple_gla, swiglu=swiglu,
+                                   gated_rms_norm_fwd=layer_norm_fwd, chunk_simple_gla=chunk_simple_gla,
+                                   chunk_local_cumsum=chunk_local_cumsum, chunk_fwd_h=chunk_fwd_h,
+                                   chunk_fwd_o=chunk_fwd_o, rcp_ln2=RCP_LN2, swiglu=swiglu,
                                    scan_backward=fla_scan_backward_ok())
         except Exception:   # ImportError, or a broken CUDA/Triton install
             _FLA = False
@@ -353,8 +360,16 @@ class GatedRMSNorm(nn.Module):
 
     def forward(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         if use_triton(y):   # gate, group norm and weight in one kernel (fla-core's port of mamba_ssm's)
-            return fla_kernels().gated_rms_norm(y, self.weight, None, z=z, eps=self.eps,
-                                      group_size=y.shape[-1] // self.groups, norm_before_gate=False)
+            group_size = y.shape[-1] // self.groups
+            if not any(needs_grad(t) for t in (y, z, self.weight)):
+                # inference: fla's forward kernel itself, which reads z's rows where they lie (a view of
+                # in_proj's output) instead of the autograd wrapper's contiguous copy of z
+                rows = (-1, y.shape[-1])
+                out = fla_kernels().gated_rms_norm_fwd(y.reshape(rows), self.weight, None, self.eps, z=z.reshape(rows),
+                                                       group_size=group_size, norm_before_gate=False, is_rms_norm=True)
+                return out[0].view(y.shape)
+            return fla_kernels().gated_rms_norm(y, self.weight, None, z=z, eps=self.eps, group_size=group_size,
+                                                norm_before_gate=False)
         dtype = y.dtype
         h = y.float() * F.silu(z.float())
         h = h.unflatten(-1, (self.groups, -1))
@@ -513,12 +528,30 @@ def ssd_chunked_scan_triton(x, dt, A, B, C, initial_state=None):
     as (v, k) = (p, n) with state_v_first, our layout. Same arguments and results (y in x's dtype, the final
     state float32); the chunk length is fla's own, which changes only rounding."""
     h = x.shape[2]
+    v = x * dt[..., None].to(x.dtype)
+    if B.shape[2] < h and not any(needs_grad(t) for t in (x, dt, A, B, C)):
+        return ssd_grouped_scan_triton(v, dt * A, B, C, initial_state)
     B = B.repeat_interleave(h // B.shape[2], dim=2)
     C = C.repeat_interleave(h // C.shape[2], dim=2)
-    v = x * dt[..., None].to(x.dtype)
     y, state = fla_kernels().chunk_simple_gla(C, B, v, g=dt * A, scale=1.0, initial_state=initial_state,
                                               output_final_state=True, state_v_first=True)
     return y, state
+
+
+def ssd_grouped_scan_triton(v, g, B, C, initial_state=None, chunk: int = 64):
+    """Inference: chunk_simple_gla's two kernels called directly, so that C (the queries) and B stay one per
+    group where fla allows it: the output kernel reads grouped queries and keys (fla's grouped-value heads);
+    only the state kernel wants the keys on every head. One repeat of B instead of repeats of B and C (each
+    as large as the sequence's states per head). v = dt x, g = dt A (b, l, h); B, C (b, l, g, n)."""
+    fla = fla_kernels()
+    g = fla.chunk_local_cumsum(g, chunk_size=chunk, scale=fla.rcp_ln2)   # fla's kernels use exp2
+    k_heads = B.repeat_interleave(v.shape[2] // B.shape[2], dim=2)
+    h0 = initial_state.contiguous() if initial_state is not None else None
+    states, final = fla.chunk_fwd_h(k=k_heads, v=v, g=g, h0=h0, output_final_state=True,
+                                    state_v_first=True, chunk_size=chunk)
+    y = fla.chunk_fwd_o(q=C.contiguous(), k=B.contiguous(), v=v, h=states, g=g, scale=1.0, state_v_first=True,
+                        chunk_size=chunk)
+    return y, final
 
 
 if triton is not None:
@@ -689,6 +722,29 @@ if triton is not None:
             tl.store(v_cache + slot + half + i, tl.load(vs + half + i, mask=m).to(v_cache.dtype.element_ty), mask=m)
 
     @triton.jit
+    def _rope_prefill_kernel(x, cos, sin, y, t, n_heads, stride_xb, stride_xt, stride_xh, stride_yb, stride_yh,
+                             stride_yt, D: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr):
+        """Prefill: BLOCK_T tokens of one head of x (b, t, heads, d; rows may be strided) rotated (RoPE, the
+        tables' rows are the tokens) and written at y (b, heads, t, d: a new tensor or the cache's slots)."""
+        blk, bh = tl.program_id(0), tl.program_id(1).to(tl.int64)
+        b, h = bh // n_heads, bh % n_heads
+        half = D // 2
+        tt = (blk * BLOCK_T + tl.arange(0, BLOCK_T)).to(tl.int64)
+        i = tl.arange(0, BLOCK_D)
+        m = (tt[:, None] < t) & (i[None, :] < half)
+        src = x + b * stride_xb + h * stride_xh + tt[:, None] * stride_xt + i[None, :]
+        dst = y + b * stride_yb + h * stride_yh + tt[:, None] * stride_yt + i[None, :]
+        row = tt[:, None] * D + i[None, :]
+        x1 = tl.load(src, mask=m, other=0.0).to(tl.float32)
+        x2 = tl.load(src + half, mask=m, other=0.0).to(tl.float32)
+        c1 = tl.load(cos + row, mask=m, other=0.0).to(tl.float32)
+        c2 = tl.load(cos + row + half, mask=m, other=0.0).to(tl.float32)
+        s1 = tl.load(sin + row, mask=m, other=0.0).to(tl.float32)
+        s2 = tl.load(sin + row + half, mask=m, other=0.0).to(tl.float32)
+        tl.store(dst, (x1 * c1 - x2 * s1).to(y.dtype.element_ty), mask=m)
+        tl.store(dst + half, (x2 * c2 + x1 * s2).to(y.dtype.element_ty), mask=m)
+
+    @triton.jit
     def _relu2_kernel(x, n, BLOCK: tl.constexpr):
         i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
         r = tl.maximum(tl.load(x + i, mask=i < n, other=0.0).to(tl.float32), 0.0)
@@ -711,6 +767,22 @@ def rope_cache_write_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
         cache.k.stride(0), cache.k.stride(1), cache.k.stride(2), H=h, D=d,
         BLOCK=triton.next_power_of_2(d // 2), ROPE=cos_sin is not None)
     return q_out
+
+
+def rope_prefill_triton(x: torch.Tensor, cos_sin: tuple[torch.Tensor, torch.Tensor], n_heads: int,
+                        out: torch.Tensor | None = None) -> torch.Tensor:
+    """Prefill: RoPE on x (b, t, heads * d; rows may be strided, a view of one packed GEMM's output) in one pass
+    that also lays the heads out as attention wants them, (b, heads, t, d), into `out` (say the KV cache's
+    slots for these positions) or a new tensor; apply_rope on the transposed heads is five passes.
+    cos_sin: the tokens' (t, d) tables."""
+    b, t = x.shape[0], x.shape[1]
+    d = x.shape[-1] // n_heads
+    y = out if out is not None else torch.empty(b, n_heads, t, d, device=x.device, dtype=x.dtype)
+    block_t = 64
+    _rope_prefill_kernel[(triton.cdiv(t, block_t), b * n_heads)](
+        x, cos_sin[0], cos_sin[1], y, t, n_heads, x.stride(0), x.stride(1), d, y.stride(0), y.stride(1), y.stride(2),
+        D=d, BLOCK_T=block_t, BLOCK_D=triton.next_power_of_2(d // 2))
+    return y
 
 
 def relu2_triton_(x: torch.Tensor) -> torch.Tensor:
@@ -1027,25 +1099,31 @@ class Attention(PacksLinears):
         cos_sin = None if self.rope_theta is None else shared.get(
             ("rope", self.head_dim, self.rope_theta, q.dtype),
             lambda: rope_tables(positions, self.head_dim, self.rope_theta, q.dtype))
+        eager = not isinstance(pos, torch.Tensor)   # a tensor position: a step of a captured CUDA graph
+        if cache is not None and eager and pos + t > cache.k.shape[2]:
+            raise ValueError(f"KV cache holds {cache.k.shape[2]} positions; got {pos + t}")
         if fast and cache is not None and t == 1:   # decode: RoPE and the cache write in one kernel, flash-decoding
-            if not isinstance(pos, torch.Tensor):   # eager decode
-                if pos >= cache.k.shape[2]:
-                    raise ValueError(f"KV cache holds {cache.k.shape[2]} positions; got {pos + 1}")
+            if eager:
                 pos = shared.get(("pos",), lambda: torch.full((), pos, dtype=torch.long, device=x.device))
             q = rope_cache_write_triton(q, k, v, cos_sin, cache, pos)
             y = decode_attention_triton(q, cache.k, cache.v, pos, self.sliding_window)
             return self.o_proj(y.reshape(b, 1, -1))
-        q = q.reshape(b, t, self.n_heads, self.head_dim).transpose(1, 2)
-        k = k.reshape(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
         v = v.reshape(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        if cos_sin is not None:
-            q, k = apply_rope(q, *cos_sin), apply_rope(k, *cos_sin)
-        if isinstance(pos, torch.Tensor):
+        fused_rope = fast and eager and cos_sin is not None and not (needs_grad(q) or needs_grad(k))
+        k_cached = fused_rope and cache is not None
+        if fused_rope:   # prefill (inference): RoPE and the heads' layout in one pass each, k into the cache
+            q = rope_prefill_triton(q, cos_sin, self.n_heads)
+            k = rope_prefill_triton(k, cos_sin, self.n_kv_heads, cache.k[:, :, pos:pos + t] if k_cached else None)
+        else:
+            q = q.reshape(b, t, self.n_heads, self.head_dim).transpose(1, 2)
+            k = k.reshape(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
+            if cos_sin is not None:
+                q, k = apply_rope(q, *cos_sin), apply_rope(k, *cos_sin)
+        if not eager:
             return self.o_proj(self.static_cache_attention(q, k, v, cache, pos, shared))
         if cache is not None:
-            if pos + t > cache.k.shape[2]:
-                raise ValueError(f"KV cache holds {cache.k.shape[2]} positions; got {pos + t}")
-            cache.k[:, :, pos:pos + t] = k
+            if not k_cached:   # else the RoPE kernel wrote k there
+                cache.k[:, :, pos:pos + t] = k
             cache.v[:, :, pos:pos + t] = v
             if pos or not fast:   # a prefill from an empty cache attends to its own k, v: contiguous, any backend
                 k, v = cache.k[:, :, :pos + t], cache.v[:, :, :pos + t]
