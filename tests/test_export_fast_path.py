@@ -273,6 +273,27 @@ def test_gated_norm_inference_kernel_reads_z_in_place_and_matches_reference():
     assert rel(fast, want) < 1e-4 and rel(autograd, want) < 1e-4
 
 
+@pytest.mark.parametrize("groups", [1, 4])
+def test_skip_gate_norm_kernel_matches_addcmul_then_gated_norm(groups):
+    """Mamba-2's y + D x, gate and group norm in one pass, x and z strided views of the conv's and in_proj's
+    outputs (two sequences: the batch stride is not a multiple of the token stride's rows)."""
+    torch.manual_seed(6)
+    b, l, h, p = 2, 37, 8, 64
+    norm = M.GatedRMSNorm(h * p, groups).cuda().to(torch.bfloat16)
+    with torch.no_grad():
+        norm.weight.add_(0.1 * torch.randn_like(norm.weight))
+    conv_out = torch.randn(b, l, h * p + 300, device="cuda", dtype=torch.bfloat16)
+    proj = torch.randn(b, l, 2 * h * p + 50, device="cuda", dtype=torch.bfloat16)
+    x, z = conv_out[..., :h * p].unflatten(-1, (h, p)), proj[..., 20:20 + h * p]
+    y = torch.randn(b, l, h, p, device="cuda", dtype=torch.bfloat16)
+    D = torch.randn(h, device="cuda", dtype=torch.bfloat16)
+    with kernels("torch"), torch.no_grad():
+        want = norm((y.float() + x.float() * D.float()[:, None]).flatten(-2), z.float())
+    got = M.skip_gate_norm_triton(y, x, D, z, norm)
+    assert got.shape == (b, l, h * p) and got.dtype == torch.bfloat16
+    assert rel(got, want) < 1e-2
+
+
 def test_relu2_kernel_equals_relu_then_square():
     x = torch.randn(3, 77, 1000, device="cuda", dtype=torch.bfloat16)
     want = F.relu(x).square()

@@ -745,6 +745,25 @@ if triton is not None:
         tl.store(dst + half, (x2 * c2 + x1 * s2).to(y.dtype.element_ty), mask=m)
 
     @triton.jit
+    def _skip_gate_norm_kernel(y, x, z, D, w, out, length, stride_yb, stride_yt, stride_xb, stride_xt, stride_zb,
+                               stride_zt, eps, P: tl.constexpr, GROUP: tl.constexpr, BLOCK: tl.constexpr):
+        """One program per (token, group of GROUP channels): out = RMSNorm((y + D x) silu(z)) w within the group,
+        D one value per head of P channels; float32 inside, one read of y, x, z and one write."""
+        row, grp = tl.program_id(0).to(tl.int64), tl.program_id(1)
+        b, t = row // length, row % length
+        i = tl.arange(0, BLOCK)
+        m = i < GROUP
+        c = grp * GROUP + i
+        yv = tl.load(y + b * stride_yb + t * stride_yt + c, mask=m, other=0.0).to(tl.float32)
+        xv = tl.load(x + b * stride_xb + t * stride_xt + c, mask=m, other=0.0).to(tl.float32)
+        zv = tl.load(z + b * stride_zb + t * stride_zt + c, mask=m, other=0.0).to(tl.float32)
+        dv = tl.load(D + c // P, mask=m, other=0.0).to(tl.float32)
+        h = (yv + dv * xv) * zv * tl.sigmoid(zv)
+        rstd = 1.0 / tl.sqrt(tl.sum(h * h, axis=0) / GROUP + eps)
+        wv = tl.load(w + c, mask=m, other=0.0).to(tl.float32)
+        tl.store(out + row * (GROUP * tl.num_programs(1)) + c, (h * rstd * wv).to(out.dtype.element_ty), mask=m)
+
+    @triton.jit
     def _relu2_kernel(x, n, BLOCK: tl.constexpr):
         i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
         r = tl.maximum(tl.load(x + i, mask=i < n, other=0.0).to(tl.float32), 0.0)
@@ -783,6 +802,24 @@ def rope_prefill_triton(x: torch.Tensor, cos_sin: tuple[torch.Tensor, torch.Tens
         x, cos_sin[0], cos_sin[1], y, t, n_heads, x.stride(0), x.stride(1), d, y.stride(0), y.stride(1), y.stride(2),
         D=d, BLOCK_T=block_t, BLOCK_D=triton.next_power_of_2(d // 2))
     return y
+
+
+def skip_gate_norm_triton(y: torch.Tensor, x: torch.Tensor, D: torch.Tensor, z: torch.Tensor,
+                          norm: GatedRMSNorm) -> torch.Tensor:
+    """Inference: norm(y + D x, z) (Mamba-2's skip term, gate and group RMSNorm) in one pass; the autograd path
+    adds D x (addcmul) and then runs the norm's kernel: one more write and read of the sequence's outputs.
+    y, x: (b, l, h, p), z: (b, l, h * p), each token's channels contiguous, rows may be strided (views).
+    Returns (b, l, h * p) in y's dtype."""
+    b, l, h, p = y.shape
+    group = h * p // norm.groups
+    y, x = y.flatten(2), x.flatten(2)   # views: a token's h * p channels lie together
+    assert y.stride(2) == x.stride(2) == z.stride(2) == 1
+    out = torch.empty(b, l, h * p, device=y.device, dtype=y.dtype)
+    block = triton.next_power_of_2(group)
+    _skip_gate_norm_kernel[(b * l, norm.groups)](
+        y, x, z, D, norm.weight, out, l, y.stride(0), y.stride(1), x.stride(0), x.stride(1), z.stride(0), z.stride(1),
+        norm.eps, P=p, GROUP=group, BLOCK=block, num_warps=min(max(block // 256, 1), 8))
+    return out
 
 
 def relu2_triton_(x: torch.Tensor) -> torch.Tensor:
@@ -919,6 +956,8 @@ class Mamba2Mixer(nn.Module):
                 y, new_state = ssd_chunked_scan_triton(*scan_args, initial_state=initial)
             if cache is not None:
                 cache.ssm.copy_(new_state)
+            if not any(needs_grad(t) for t in (y, x, z, self.D, self.norm.weight)):   # inference
+                return self.out_proj(skip_gate_norm_triton(y, x, self.D, z, self.norm))
             y = torch.addcmul(y, x, self.D.to(x.dtype)[:, None])   # y + D x, one pass
         y = self.norm(y.flatten(-2), z)
         return self.out_proj(y.to(u.dtype))
