@@ -97,15 +97,18 @@ def ssd_chunked_flops(tokens: int, heads: int, head_dim: int, state: int, chunk:
 FLA_CHUNK = 64     # fla-core's chunk length in chunk_simple_gla (the model's chunk_size does not reach it)
 
 
-def triton_scan_elems_per_token(held: int, heads: int, head_dim: int, state: int) -> tuple[float, float]:
-    """(activation-dtype, fp32) values per token alive at the peak of model.py's triton SSD scan: what the
-    block holds meanwhile (`held`: normed input, in_proj's output, the conv's output); inside
-    ssd_chunked_scan_triton B and C repeated to every head (2 H·N), v = dt·x (H·P), fla's per-chunk states
-    kept in the input dtype (H·P·N / FLA_CHUNK: chunk_fwd_h with states_in_fp32 False) and the output y
-    (H·P); fp32 dt, g = dt·A and its chunk-local cumsum (3 H). Against the H200's whole-model peaks
-    (bench/results/measured/*_triton.json)."""
-    H, P, N = heads, head_dim, state
-    acts = held + 2 * H * N + H * P + H * P * N / FLA_CHUNK + H * P
+def triton_scan_elems_per_token(held: int, heads: int, head_dim: int, state: int,
+                                groups: int) -> tuple[float, float]:
+    """(activation-dtype, fp32) values per token alive at the peak of model.py's triton SSD scan in a prefill:
+    what the block holds meanwhile (`held`: normed input, in_proj's output, the conv's output); inside
+    ssd_chunked_scan_triton B repeated to every head for fla's state kernel (H·N) and B and C copied out per
+    group for its output kernel (2 G·N: ssd_grouped_scan_triton; without groups, H = G, B and C per head:
+    2 H·N), v = dt·x (H·P), fla's per-chunk states kept in the input dtype (H·P·N / FLA_CHUNK: chunk_fwd_h
+    with states_in_fp32 False) and the output y (H·P); fp32 dt, g = dt·A and its chunk-local cumsum (3 H).
+    Against the H200's whole-model peaks (bench/results/measured/*_triton.json)."""
+    H, P, N, G = heads, head_dim, state, groups
+    b_and_c = H * N + 2 * G * N if G < H else 2 * H * N
+    acts = held + b_and_c + H * P + H * P * N / FLA_CHUNK + H * P
     return float(acts), float(3 * H)
 
 
@@ -146,7 +149,7 @@ def _mamba(layout: Layout, tp: int) -> BlockCost:
         held = h + in_out + conv_dim           # normed x, in_proj out, conv out: alive while either scan runs
         torch_acts, torch_scan = held, torch_scan_fp32_elems_per_token(H, P, N, chunk)
         torch_step = 3 * H * P * N + 2 * H * N
-        triton_acts, triton_fp32 = triton_scan_elems_per_token(held, H, P, N)
+        triton_acts, triton_fp32 = triton_scan_elems_per_token(held, H, P, N, G)
     else:
         inner = _split(m.expand * h, tp)
         R = m.dt_rank_value(h)
