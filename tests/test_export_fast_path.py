@@ -74,18 +74,19 @@ def test_triton_is_what_auto_picks_on_cuda():
         assert M.kernels_in_use("cuda") == "torch"
 
 
-@pytest.mark.parametrize("grad", [False, True], ids=["grouped-inference", "autograd"])
-def test_triton_ssd_scan_matches_the_chunked_reference(grad):
+@pytest.mark.parametrize("grad,g,with_state", [(False, 2, True), (False, 1, False), (True, 2, True)],
+                         ids=["grouped-inference", "one-group-no-state", "autograd"])
+def test_triton_ssd_scan_matches_the_chunked_reference(grad, g, with_state):
     """Inference takes fla's kernels directly with C and B per group (ssd_grouped_scan_triton); with a
     gradient wanted, chunk_simple_gla over B and C repeated on every head."""
     torch.manual_seed(0)
-    b, seqlen, h, p, g, n = 2, 300, 8, 64, 2, 128
+    b, seqlen, h, p, n = 2, 300, 8, 64, 128
     x = torch.randn(b, seqlen, h, p, device="cuda", dtype=torch.bfloat16)
     dt = F.softplus(torch.randn(b, seqlen, h, device="cuda") - 2)
     A = -torch.exp(torch.randn(h, device="cuda"))
     B = torch.randn(b, seqlen, g, n, device="cuda", dtype=torch.bfloat16) * n ** -0.5
     C = torch.randn(b, seqlen, g, n, device="cuda", dtype=torch.bfloat16) * n ** -0.5
-    h0 = torch.randn(b, h, p, n, device="cuda")
+    h0 = torch.randn(b, h, p, n, device="cuda") if with_state else None
     y_ref, s_ref = M.ssd_chunked_scan(x, dt, A, B, C, 64, initial_state=h0)
     y, s = M.ssd_chunked_scan_triton(x.requires_grad_(grad), dt, A, B, C, initial_state=h0)
     assert y.requires_grad == grad
@@ -280,12 +281,13 @@ def test_gated_norm_inference_kernel_reads_z_in_place_and_matches_reference():
     assert rel(fast, want) < 1e-4 and rel(autograd, want) < 1e-4
 
 
-@pytest.mark.parametrize("groups", [1, 4])
-def test_skip_gate_norm_kernel_matches_addcmul_then_gated_norm(groups):
+@pytest.mark.parametrize("h,groups", [(8, 1), (8, 4), (5, 1), (2, 4)])
+def test_skip_gate_norm_kernel_matches_addcmul_then_gated_norm(h, groups):
     """Mamba-2's y + D x, gate and group norm in one pass, x and z strided views of the conv's and in_proj's
-    outputs (two sequences: the batch stride is not a multiple of the token stride's rows)."""
+    outputs, two sequences; groups of whole heads, of 320 channels (masked lanes of a 512 block) and of half a
+    head."""
     torch.manual_seed(6)
-    b, l, h, p = 2, 37, 8, 64
+    b, l, p = 2, 37, 64
     norm = M.GatedRMSNorm(h * p, groups).cuda().to(torch.bfloat16)
     with torch.no_grad():
         norm.weight.add_(0.1 * torch.randn_like(norm.weight))
