@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Planned H200 calls before merging branch issue16-fusions (written on the CPU, not yet run). Two calls, back to back:
-#   bash bench/gpu_calls/issue16_merge_next.sh check   # the fast-path tests, both models' triton points, a profile of
+# The H200 calls that merged branch issue16-fusions (run 2026-12-03 12:52 and 12:58 UTC, back to back on one machine):
+#   bash bench/gpu_calls/issue16_merge_next.sh check   # the fast-path tests (its 240 s cut them short: they ran again
+#                                                      # alone, 27 passed), both models' triton points, a profile of
 #                                                      # nemotron-h-8b's 16k prefill when time is left
-#   bash bench/gpu_calls/issue16_merge_next.sh refit   # triton micro-benchmarks and the four triton held-out grids (~560 s)
-# then on the CPU: designer calibrate --hardware h200 --from $W/calibration_h200_micro_triton.json --write;
-# copy the grids into bench/results/measured/ (the old ones into measured/repeats/ only if the code is the same: it is
-# not, so replace them) and python bench/measured_vs_predicted.py.
+#   bash bench/gpu_calls/issue16_merge_next.sh refit   # triton micro-benchmarks and the four triton held-out grids (250 s)
+# then on the CPU: designer calibrate --hardware h200 --kernels triton --from bench/results/calibration_h200_micro_triton.json
+# --write; the grids replace bench/results/measured/*_cuda_triton.json (the earlier ones, other kernels, moved to
+# measured/superseded/) and python bench/measured_vs_predicted.py. The tests ran first and cached fla's autotune choices
+# for small shapes (they no longer do): issue16_fresh_autotune.sh re-times nemotron's prefill with an empty cache.
 source "$(dirname "$0")/setup.sh"
 export TRITON_CACHE_AUTOTUNING=1
 if [ "${1:-}" = check ]; then
