@@ -122,8 +122,7 @@ def fla_kernels():
             from fla.modules.activations import swiglu
             from fla.modules.causal_conv1d import causal_conv1d
             from fla.modules.norm.layernorm import rms_norm
-            from fla.modules.norm.layernorm_gated import rmsnorm_fn
-            from fla.modules.norm.layernorm_gated import layer_norm_fwd
+            from fla.modules.norm.layernorm_gated import layer_norm_fwd, rmsnorm_fn
             from fla.ops.common.chunk_h import chunk_fwd_h
             from fla.ops.common.chunk_o import chunk_fwd_o
             from fla.ops.simple_gla import chunk_simple_gla
@@ -1164,7 +1163,7 @@ class Attention(PacksLinears):
             if not k_cached:   # else the RoPE kernel wrote k there
                 cache.k[:, :, pos:pos + t] = k
             cache.v[:, :, pos:pos + t] = v
-            if pos or not fast:   # a prefill from an empty cache attends to its own k, v: contiguous, any backend
+            if pos or not fast:   # a fast prefill from an empty cache attends to the k, v it just made
                 k, v = cache.k[:, :, :pos + t], cache.v[:, :, :pos + t]
         mask = self._mask(t, pos, x.device)
         is_causal = mask is None and t > 1
