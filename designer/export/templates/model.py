@@ -360,7 +360,7 @@ class GatedRMSNorm(nn.Module):
     def forward(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         if use_triton(y):   # gate, group norm and weight in one kernel (fla-core's port of mamba_ssm's)
             group_size = y.shape[-1] // self.groups
-            if not any(needs_grad(t) for t in (y, z, self.weight)):
+            if not needs_grad(y, z, self.weight):
                 # inference: fla's forward kernel itself, which reads z's rows where they lie (a view of
                 # in_proj's output) instead of the autograd wrapper's contiguous copy of z
                 rows = (-1, y.shape[-1])
@@ -528,7 +528,7 @@ def ssd_chunked_scan_triton(x, dt, A, B, C, initial_state=None):
     state float32); the chunk length is fla's own, which changes only rounding."""
     h = x.shape[2]
     v = x * dt[..., None].to(x.dtype)
-    if B.shape[2] < h and not any(needs_grad(t) for t in (x, dt, A, B, C)):
+    if B.shape[2] < h and not needs_grad(x, dt, A, B, C):
         return ssd_grouped_scan_triton(v, dt * A, B, C, initial_state)
     B = B.repeat_interleave(h // B.shape[2], dim=2)
     C = C.repeat_interleave(h // C.shape[2], dim=2)
@@ -955,7 +955,7 @@ class Mamba2Mixer(nn.Module):
                 y, new_state = ssd_chunked_scan_triton(*scan_args, initial_state=initial)
             if cache is not None:
                 cache.ssm.copy_(new_state)
-            if not any(needs_grad(t) for t in (y, x, z, self.D, self.norm.weight)):   # inference
+            if not needs_grad(y, x, z, self.D, self.norm.weight):   # inference
                 return self.out_proj(skip_gate_norm_triton(y, x, self.D, z, self.norm))
             y = torch.addcmul(y, x, self.D.to(x.dtype)[:, None])   # y + D x, one pass
         y = self.norm(y.flatten(-2), z)
@@ -1054,17 +1054,17 @@ class StepShared:
                         if isinstance(pos, torch.Tensor) else torch.arange(pos, pos + t, device=device))
 
 
-def needs_grad(w: torch.Tensor) -> bool:
-    """True when a pass through weight `w` must keep its gradient (training): the fast path's inference-only
-    fusions (packed GEMMs, in-place activations) stay off then."""
-    return torch.is_grad_enabled() and w.requires_grad
+def needs_grad(*tensors: torch.Tensor) -> bool:
+    """True when a pass through any of `tensors` must keep its gradient (training): the fast path's
+    inference-only fusions (packed GEMMs, in-place activations, the one-pass kernels) stay off then."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 def can_pack(linears: tuple[nn.Module, ...]) -> bool:
     """packed_linear may stand in for these linears: plain nn.Linear without hooks (not an adapter-wrapped
     one), and no gradient wanted for any of their parameters (inference)."""
     plain = all(type(lin) is nn.Linear and not lin._forward_hooks and not lin._forward_pre_hooks for lin in linears)
-    return plain and not any(needs_grad(p) for lin in linears for p in lin.parameters())
+    return plain and not needs_grad(*(p for lin in linears for p in lin.parameters()))
 
 
 def packed_linear(owner: nn.Module, x: torch.Tensor, linears: tuple[nn.Linear, ...]) -> torch.Tensor:
@@ -1147,7 +1147,7 @@ class Attention(PacksLinears):
             y = decode_attention_triton(q, cache.k, cache.v, pos, self.sliding_window)
             return self.o_proj(y.reshape(b, 1, -1))
         v = v.reshape(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        fused_rope = fast and eager and cos_sin is not None and not (needs_grad(q) or needs_grad(k))
+        fused_rope = fast and eager and cos_sin is not None and not needs_grad(q, k)
         k_cached = fused_rope and cache is not None
         if fused_rope:   # prefill (inference): RoPE and the heads' layout in one pass each, k into the cache
             q = rope_prefill_triton(q, cos_sin, self.n_heads)
