@@ -15,6 +15,7 @@ issue 16 gives: gpu, torch, packages, command, points, paper_workload).
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.metadata
 import importlib.util
 import json
@@ -129,6 +130,8 @@ def run_points(models, backends, results: dict, points: list[str]) -> None:
                                  peak_bytes=peak, decode="eager")]
                 for row in rows:
                     row = dict(model=name, kernels=kernels, **row)
+                    if isinstance(M.decode_attention_triton, functools.partial):
+                        row["decode_attention"] = M.decode_attention_triton.keywords
                     results["points"] = [r for r in results["points"] if (r["model"], r["kernels"], r["point"])
                                          != (name, kernels, row["point"])] + [row]
                     print(f"{name:15s} {kernels:7s} {row['point']:22s} {row['seconds'] * 1e3:10.2f} ms  "
@@ -193,19 +196,34 @@ def paper_workload(name: str, kernels: str, results: dict, budget_s: float) -> N
 
 @torch.no_grad()
 def profile(spec: str, out_dir: Path) -> None:
-    """MODEL:KERNELS:PROMPT: the kernels of one prefill, by total CUDA time (a table on stdout and in a file)."""
-    name, kernels, prompt = spec.split(":")
+    """MODEL:KERNELS:PROMPT or MODEL:KERNELS:tpot_b{batch}_c{context}: the kernels of one prefill, or of ten
+    decode steps through the captured graph (divide by ten for a step), by total CUDA time (a table on stdout
+    and in a file)."""
+    name, kernels, what = spec.split(":")
     model = load(name)
     M.set_kernels(kernels)
-    ttft(model, int(prompt), repeat=1)   # warm-up and autotune
-    cache = model.new_cache(1, int(prompt) + 16)
-    ids = torch.randint(0, model.args.vocab_size, (1, int(prompt)), device="cuda")
+    if what.startswith("tpot_"):
+        batch, context = (int(p[1:]) for p in what.split("_")[1:])
+        cache = model.new_cache(batch, context + 64)
+        graph = M.DecodeGraph(model, cache)
+        fill_random(cache, context)
+        ids = torch.randint(0, model.args.vocab_size, (batch, 1), device="cuda")
+        for _ in range(3):
+            graph(ids)
+        cache.seq_len = context
+        run = lambda: [graph(ids) for _ in range(10)]   # noqa: E731
+    else:
+        ttft(model, int(what), repeat=1)   # warm-up and autotune
+        cache = model.new_cache(1, int(what) + 16)
+        ids = torch.randint(0, model.args.vocab_size, (1, int(what)), device="cuda")
+        run = lambda: model(ids, cache=cache, logits_to_keep=1)   # noqa: E731
+    torch.cuda.synchronize()
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-        model(ids, cache=cache, logits_to_keep=1)
+        run()
         torch.cuda.synchronize()
     table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=18, max_name_column_width=70)
     print(f"profile {spec}\n{table}", flush=True)
-    (out_dir / f"profile_{name}_{kernels}_{prompt}.txt").write_text(table)
+    (out_dir / f"profile_{name}_{kernels}_{what}.txt").write_text(table)
     del model, cache
     torch.cuda.empty_cache()
 
@@ -219,9 +237,15 @@ def main(argv=None) -> int:
     ap.add_argument("--paper", default="", help="models for the paper workload (kernels triton)")
     ap.add_argument("--paper-kernels", default="triton")
     ap.add_argument("--budget", type=float, default=450.0, help="seconds a paper workload may take")
-    ap.add_argument("--profile", default="", help="MODEL:KERNELS:PROMPT[,...]: kernel tables of one prefill")
+    ap.add_argument("--profile", default="", help="MODEL:KERNELS:PROMPT or MODEL:KERNELS:tpot_b64_c4096 [,...]: kernel tables of "
+                    "one prefill or of ten graph decode steps")
+    ap.add_argument("--decode-attention", default="", help="launch settings of decode_attention_triton instead of "
+                    "its defaults, e.g. block_t=64,programs=264,num_warps=4,num_stages=4 (rows record them)")
     ap.add_argument("--out", default=str(ROOT / "bench/results/gpu_fast_path_h200.json"))
     opts = ap.parse_args(argv)
+    if opts.decode_attention:
+        setting = {key: int(val) for key, val in (kv.split("=") for kv in opts.decode_attention.split(","))}
+        M.decode_attention_triton = functools.partial(M.decode_attention_triton, **setting)
     out = Path(opts.out)
     results = json.loads(out.read_text()) if out.exists() else {"points": [], "paper_workload": []}
     results.update(gpu=torch.cuda.get_device_name(0), torch=torch.__version__, packages=versions(),

@@ -214,6 +214,38 @@ def test_decode_attention_addresses_caches_beyond_2_31_elements():
     assert rel(y, ref) < 2e-2
 
 
+@pytest.mark.parametrize("setting", [{}, dict(programs=1), dict(block_t=32, programs=4096, num_stages=3),
+                                     dict(block_t=64, num_warps=8, num_stages=4)])
+@pytest.mark.parametrize("window", [None, 50])
+def test_decode_attention_launch_settings_change_speed_not_result(setting, window):
+    """Every launch setting gives SDPA's result over the live keys (the window's last keys): one split (the kernel
+    writes q's dtype itself), many splits (some past the position, empty, combined), other blocks and stages."""
+    torch.manual_seed(6)
+    b, h, kv, d, max_len, live = 5, 8, 2, 128, 300, 211
+    k = torch.randn(b, kv, max_len, d, device="cuda", dtype=torch.bfloat16)
+    v = torch.randn_like(k)
+    q = torch.randn(b, h, d, device="cuda", dtype=torch.bfloat16)
+    y = M.decode_attention_triton(q, k, v, torch.tensor(live - 1, device="cuda"), window, **setting)
+    first = live - window if window else 0
+    ref = F.scaled_dot_product_attention(q[:, :, None].float(), k[:, :, first:live].float(),
+                                         v[:, :, first:live].float(), enable_gqa=True)[:, :, 0]
+    assert y.shape == (b, h, d) and y.dtype == torch.bfloat16 and rel(y, ref) < 2e-2
+
+
+def test_decode_attention_default_settings_fit_the_device():
+    """Blocks of 128 keys in two stages for head size 128 on a large GPU; the blocks halve for head size 256 so
+    that two stages of keys and values fit in shared memory; one program per SM at least."""
+    props = torch.cuda.get_device_properties(0)
+    s128, s256 = M.decode_attention_settings(0, 128), M.decode_attention_settings(0, 256)
+    assert s128["programs"] == props.multi_processor_count and s128["num_stages"] == 2
+    for s, d in ((s128, 128), (s256, 256)):
+        assert 2 * s["num_stages"] * s["block_t"] * d * 2 <= props.shared_memory_per_block_optin - 8192
+        assert 2 * s["num_stages"] * 2 * s["block_t"] * d * 2 > props.shared_memory_per_block_optin - 8192 \
+            or s["block_t"] == 128
+    if props.shared_memory_per_block_optin >= 200 * 1024:   # H100 / H200: 227 KiB
+        assert (s128["block_t"], s256["block_t"]) == (128, 64)
+
+
 @pytest.mark.parametrize("rope", [True, False])
 def test_rope_and_cache_write_kernel_matches_apply_rope_and_index_copy(rope):
     """The decode kernel rotates q and k and writes k, v at the position, from strided views of one packed

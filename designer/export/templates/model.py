@@ -31,6 +31,7 @@ generation on random weights (on a scaled-down copy when the full model would no
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -631,7 +632,7 @@ if triton is not None:
         row = (b * tl.num_programs(1) + kvh) * GROUPS + g
         empty = l_sum == 0.0   # a split past the position: no keys
         tl.store(o + (row[:, None] * n_splits + split) * D + d[None, :],
-                 tl.where(empty[:, None], 0.0, acc / l_sum[:, None]), mask=g[:, None] < GROUPS)
+                 tl.where(empty[:, None], 0.0, acc / l_sum[:, None]).to(o.dtype.element_ty), mask=g[:, None] < GROUPS)
         tl.store(lse + row * n_splits + split, tl.where(empty, float("-inf"), m + tl.log(l_sum)), mask=g < GROUPS)
 
 
@@ -656,31 +657,63 @@ if triton is not None:
         tl.store(y + row * D + d, (acc / tl.sum(w_s, axis=0)).to(y.dtype.element_ty))
 
 
+@functools.cache
+def decode_attention_settings(device_index: int, head_dim: int) -> dict[str, int]:
+    """decode_attention_triton's launch settings on a GPU, measured on an H200 over llama-3.1-8b's and
+    nemotron-h-8b's attention shapes at batch 1 to 91 and 4k to 66k positions (bench/decode_attention_sweep.py,
+    CUDA-graph timings): blocks of 128 keys, two pipeline stages, four warps and at least one program per SM
+    came within 1.1% of the best setting at batch 64 and 10.5% of it everywhere (the earlier 64 keys, three
+    stages, four programs per SM: up to 48% behind). Blocks shrink where the device's shared memory holds
+    less than two stages of 128 keys and values (head size above 128, or a smaller GPU)."""
+    props = torch.cuda.get_device_properties(device_index)
+    stages, block_t = 2, 128
+    while block_t > 16 and 2 * stages * block_t * head_dim * 2 > props.shared_memory_per_block_optin - 8192:
+        block_t //= 2   # k and v tiles, bf16, per stage; the rest of the budget for q and the accumulator
+    return dict(block_t=block_t, programs=props.multi_processor_count, num_warps=4, num_stages=stages)
+
+
 def decode_attention_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pos: torch.Tensor,
-                            window: int | None = None) -> torch.Tensor:
+                            window: int | None = None, *, block_t: int | None = None, programs: int | None = None,
+                            num_warps: int | None = None, num_stages: int | None = None) -> torch.Tensor:
     """One query per sequence against a static cache, keys 0..pos (a 0-d tensor): the same result as
     Attention.static_cache_attention for t = 1, reading only the live part of the cache, split over the
-    cache length so that a small batch still fills the GPU. q: (b, h, d); k, v: (b, kv, max_len, d)."""
+    cache length so that a small batch still fills the GPU (at least `programs` programs).
+    q: (b, h, d); k, v: (b, kv, max_len, d). block_t, programs, num_warps, num_stages are launch settings
+    (default: decode_attention_settings); they change speed, not the result."""
+    given = dict(block_t=block_t, programs=programs, num_warps=num_warps, num_stages=num_stages)
+    setting = decode_attention_settings(q.device.index if q.device.index is not None else torch.cuda.current_device(),
+                                        q.shape[-1]) | {key: val for key, val in given.items() if val is not None}
+    block_t, programs = setting["block_t"], setting["programs"]
     b, h, d = q.shape
     kv, max_len = k.shape[1], k.shape[2]
-    block_t = 64
-    splits = max(1, min(triton.cdiv(max_len, block_t), triton.cdiv(4 * 132, b * kv)))
+    splits = max(1, min(triton.cdiv(max_len, block_t), triton.cdiv(programs, b * kv)))
     split_len = triton.cdiv(triton.cdiv(max_len, splits), block_t) * block_t
     splits = triton.cdiv(max_len, split_len)
-    o = torch.empty(b, h, splits, d, device=q.device, dtype=torch.float32)
+    # one split: the kernel writes the output itself, in q's dtype; more: float32 partial outputs to combine
+    o = torch.empty(b, h, splits, d, device=q.device, dtype=q.dtype if splits == 1 else torch.float32)
     lse = torch.empty(b, h, splits, device=q.device, dtype=torch.float32)
     _decode_attention_kernel[(b, kv, splits)](
         q, k, v, o, lse, pos, q.stride(0), q.stride(1), k.stride(0), k.stride(1), k.stride(2), split_len,
         d ** -0.5, GROUPS=h // kv, WINDOW=window or 0, D=d, BLOCK_G=max(16, triton.next_power_of_2(h // kv)),
-        BLOCK_T=block_t)
+        BLOCK_T=block_t, num_warps=setting["num_warps"], num_stages=setting["num_stages"])
     if splits == 1:
-        return o[:, :, 0].to(q.dtype)
+        return o[:, :, 0]
     y = torch.empty(b, h, d, device=q.device, dtype=q.dtype)   # the splits combined by their softmax mass
     _combine_splits_kernel[(b * h,)](o, lse, y, splits, D=d, BLOCK_S=16)
     return y
 
 
 if triton is not None:
+    @triton.jit
+    def _rope_rotate(x1, x2, cos, sin, offs, half, mask):
+        """RoPE on a vector's two halves x1, x2 (float32), half-split convention: x cos + rotate_half(x) sin with
+        rotate_half(x) = (-x2, x1); the tables' halves are read at offs and offs + half. Returns the two halves."""
+        c1 = tl.load(cos + offs, mask=mask, other=0.0).to(tl.float32)
+        c2 = tl.load(cos + offs + half, mask=mask, other=0.0).to(tl.float32)
+        s1 = tl.load(sin + offs, mask=mask, other=0.0).to(tl.float32)
+        s2 = tl.load(sin + offs + half, mask=mask, other=0.0).to(tl.float32)
+        return x1 * c1 - x2 * s1, x2 * c2 + x1 * s2
+
     @triton.jit
     def _rope_cache_kernel(q, k, v, cos, sin, q_out, k_cache, v_cache, pos, stride_q, stride_k, stride_v,
                            stride_cb, stride_ch, stride_ct, H: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr,
@@ -698,13 +731,8 @@ if triton is not None:
             src = k + b * stride_k + (h - H) * D
         x1 = tl.load(src + i, mask=m, other=0.0).to(tl.float32)
         x2 = tl.load(src + half + i, mask=m, other=0.0).to(tl.float32)
-        if ROPE:   # x cos + rotate_half(x) sin, rotate_half(x) = (-x2, x1)
-            c1 = tl.load(cos + i, mask=m, other=0.0).to(tl.float32)
-            c2 = tl.load(cos + half + i, mask=m, other=0.0).to(tl.float32)
-            s1 = tl.load(sin + i, mask=m, other=0.0).to(tl.float32)
-            s2 = tl.load(sin + half + i, mask=m, other=0.0).to(tl.float32)
-            r1 = x1 * c1 - x2 * s1
-            r2 = x2 * c2 + x1 * s2
+        if ROPE:
+            r1, r2 = _rope_rotate(x1, x2, cos, sin, i, half, m)
         else:
             r1 = x1
             r2 = x2
@@ -736,12 +764,9 @@ if triton is not None:
         row = tt[:, None] * D + i[None, :]
         x1 = tl.load(src, mask=m, other=0.0).to(tl.float32)
         x2 = tl.load(src + half, mask=m, other=0.0).to(tl.float32)
-        c1 = tl.load(cos + row, mask=m, other=0.0).to(tl.float32)
-        c2 = tl.load(cos + row + half, mask=m, other=0.0).to(tl.float32)
-        s1 = tl.load(sin + row, mask=m, other=0.0).to(tl.float32)
-        s2 = tl.load(sin + row + half, mask=m, other=0.0).to(tl.float32)
-        tl.store(dst, (x1 * c1 - x2 * s1).to(y.dtype.element_ty), mask=m)
-        tl.store(dst + half, (x2 * c2 + x1 * s2).to(y.dtype.element_ty), mask=m)
+        r1, r2 = _rope_rotate(x1, x2, cos, sin, row, half, m)
+        tl.store(dst, r1.to(y.dtype.element_ty), mask=m)
+        tl.store(dst + half, r2.to(y.dtype.element_ty), mask=m)
 
     @triton.jit
     def _skip_gate_norm_kernel(y, x, z, D, w, out, length, stride_yb, stride_yt, stride_xb, stride_xt, stride_zb,
