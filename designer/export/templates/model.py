@@ -662,7 +662,7 @@ def decode_attention_settings(device_index: int, head_dim: int) -> dict[str, int
     """decode_attention_triton's launch settings on a GPU, measured on an H200 over llama-3.1-8b's and
     nemotron-h-8b's attention shapes at batch 1 to 91 and 4k to 66k positions (bench/decode_attention_sweep.py,
     CUDA-graph timings): blocks of 128 keys, two pipeline stages, four warps and at least one program per SM
-    came within 1.1% of the best setting at batch 64 and 10.5% of it everywhere (the earlier 64 keys, three
+    came within 1.0% of the best setting at batch 64 and 10.5% of it everywhere (the earlier 64 keys, three
     stages, four programs per SM: up to 48% behind). Blocks shrink where the device's shared memory holds
     less than two stages of 128 keys and values (head size above 128, or a smaller GPU)."""
     props = torch.cuda.get_device_properties(device_index)
