@@ -13,7 +13,6 @@ Prints a table and writes JSON with the command, GPU and versions.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import itertools
 import json
 import statistics
@@ -24,11 +23,8 @@ import torch
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("exported_model", ROOT / "designer/export/templates/model.py")
-M = sys.modules[_spec.name] = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(M)
 sys.path.insert(0, str(ROOT / "bench"))
-from gpu_fast_path import versions  # noqa: E402
+from gpu_fast_path import M, versions  # noqa: E402   (the exported model file, loaded once)
 
 HEADS, KV_HEADS, HEAD_DIM = 32, 8, 128
 # (batch, live context, cache capacity): the TPOT points (cache = context + 40 steps + 16) and the paper workload's
@@ -69,12 +65,14 @@ def sweep_shape(batch: int, context: int, capacity: int, iters: int) -> dict:
     pos = torch.tensor(context - 1, device="cuda")
     live_bytes = 2 * batch * KV_HEADS * context * HEAD_DIM * k.element_size()
     want = M.decode_attention_triton(q, k, v, pos).float()
+    chosen_setting = M.decode_attention_settings(0, HEAD_DIM)
     rows = []
-    for values in itertools.product(*GRID.values()):
-        setting = dict(zip(GRID, values))
+    settings = [dict(zip(GRID, values)) for values in itertools.product(*GRID.values())]
+    for setting in settings + ([] if chosen_setting in settings else [chosen_setting]):   # chosen off the grid: too
         try:
-            got = M.decode_attention_triton(q, k, v, pos, **setting)
-            assert (got.float() - want).abs().max().item() < 2e-2, "result differs from the default setting"
+            got = M.decode_attention_triton(q, k, v, pos, **setting).float()
+            err = ((got - want).norm() / want.norm()).item()
+            assert err < 1e-2, f"result differs from the default setting's (relative error {err:.2g})"
             secs = time_s(lambda: M.decode_attention_triton(q, k, v, pos, **setting), iters)
         except Exception as e:   # a setting Triton cannot compile (shared memory) is reported, not fatal
             rows.append(dict(setting, error=f"{type(e).__name__}: {str(e)[:160]}"))
@@ -83,7 +81,7 @@ def sweep_shape(batch: int, context: int, capacity: int, iters: int) -> dict:
     ok = [r for r in rows if "seconds" in r]
     best = min(ok, key=lambda r: r["seconds"])
     pick = lambda setting: next(r for r in ok if all(r[key] == val for key, val in setting.items()))   # noqa: E731
-    before, chosen = pick(BEFORE), pick(M.decode_attention_settings(0, HEAD_DIM))
+    before, chosen = pick(BEFORE), pick(chosen_setting)
     kl, vl = k[:, :, :context].contiguous(), v[:, :, :context].contiguous()
     sdpa_s = time_s(lambda: F.scaled_dot_product_attention(q[:, :, None], kl, vl, enable_gqa=True), iters)
     out = dict(batch=batch, context=context, capacity=capacity, live_kv_bytes=live_bytes, before=before, chosen=chosen,
@@ -105,7 +103,7 @@ def main(argv=None) -> int:
     results = dict(command="python bench/decode_attention_sweep.py " + " ".join(sys.argv[1:] if argv is None else argv),
                    gpu=torch.cuda.get_device_name(0), torch=torch.__version__, packages=versions(),
                    heads=HEADS, kv_heads=KV_HEADS, head_dim=HEAD_DIM, dtype="bfloat16", grid=GRID, before=BEFORE,
-                   chosen=M.decode_attention_settings(0, HEAD_DIM),
+                   chosen=M.decode_attention_settings(0, HEAD_DIM),   # on this GPU
                    shapes=[sweep_shape(*shape, opts.iters) for shape in SHAPES])
     Path(opts.out).parent.mkdir(parents=True, exist_ok=True)
     Path(opts.out).write_text(json.dumps(results, indent=1) + "\n")

@@ -110,6 +110,13 @@ def tpot(model, batch: int, context: int, steps: int = 40) -> tuple[float, float
     return graph_s, eager_s, peak
 
 
+def decode_attention_override(kernels: str) -> dict:
+    """{"decode_attention": settings} when --decode-attention replaced the kernel's launch defaults (triton only)."""
+    if kernels == "triton" and isinstance(M.decode_attention_triton, functools.partial):
+        return {"decode_attention": M.decode_attention_triton.keywords}
+    return {}
+
+
 def run_points(models, backends, results: dict, points: list[str], long_repeats: int = 2) -> None:
     for name in models:
         model = load(name)
@@ -131,8 +138,7 @@ def run_points(models, backends, results: dict, points: list[str], long_repeats:
                                  peak_bytes=peak, decode="eager")]
                 for row in rows:
                     row = dict(model=name, kernels=kernels, **row)
-                    if isinstance(M.decode_attention_triton, functools.partial):
-                        row["decode_attention"] = M.decode_attention_triton.keywords
+                    row.update(decode_attention_override(kernels))
                     results["points"] = [r for r in results["points"] if (r["model"], r["kernels"], r["point"])
                                          != (name, kernels, row["point"])] + [row]
                     print(f"{name:15s} {kernels:7s} {row['point']:22s} {row['seconds'] * 1e3:10.2f} ms  "
@@ -185,7 +191,7 @@ def paper_workload(name: str, kernels: str, results: dict, budget_s: float) -> N
     row = dict(model=name, kernels=kernels, batch=batch, prompt=PROMPT, output=OUTPUT,
                output_tokens_per_s=batch * OUTPUT / (t2 - t0), seconds=t2 - t0, prefill_seconds=t1 - t0,
                decode_seconds=t2 - t1, decode_step_seconds=(t2 - t1) / (OUTPUT - 1),
-               peak_bytes=torch.cuda.max_memory_allocated(), measured=True)
+               peak_bytes=torch.cuda.max_memory_allocated(), measured=True, **decode_attention_override(kernels))
     results["paper_workload"] = [r for r in results["paper_workload"]
                                  if (r["model"], r["kernels"]) != (name, kernels)] + [row]
     print(f"{name} {kernels}: batch {batch}: {row['output_tokens_per_s']:.1f} output tokens/s "

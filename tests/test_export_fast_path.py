@@ -232,18 +232,26 @@ def test_decode_attention_launch_settings_change_speed_not_result(setting, windo
     assert y.shape == (b, h, d) and y.dtype == torch.bfloat16 and rel(y, ref) < 2e-2
 
 
-def test_decode_attention_default_settings_fit_the_device():
-    """Blocks of 128 keys in two stages for head size 128 on a large GPU; the blocks halve for head size 256 so
-    that two stages of keys and values fit in shared memory; one program per SM at least."""
+@pytest.mark.parametrize("head_dim,dtype", [(128, torch.bfloat16), (256, torch.bfloat16), (128, torch.float32)])
+def test_decode_attention_default_settings_fit_the_device_and_launch(head_dim, dtype):
+    """Blocks of 128 keys in two stages for bf16 head size 128 on a large GPU; the blocks halve for head size 256
+    or float32 caches so that two stages of keys and values fit in shared memory; one program per SM at least.
+    Each default launches and gives SDPA's result."""
     props = torch.cuda.get_device_properties(0)
-    s128, s256 = M.decode_attention_settings(0, 128), M.decode_attention_settings(0, 256)
-    assert s128["programs"] == props.multi_processor_count and s128["num_stages"] == 2
-    for s, d in ((s128, 128), (s256, 256)):
-        assert 2 * s["num_stages"] * s["block_t"] * d * 2 <= props.shared_memory_per_block_optin - 8192
-        assert 2 * s["num_stages"] * 2 * s["block_t"] * d * 2 > props.shared_memory_per_block_optin - 8192 \
-            or s["block_t"] == 128
+    size = torch.finfo(dtype).bits // 8
+    setting = M.decode_attention_settings(0, head_dim, size)
+    assert setting["programs"] == props.multi_processor_count and setting["num_stages"] == 2
     if props.shared_memory_per_block_optin >= 200 * 1024:   # H100 / H200: 227 KiB
-        assert (s128["block_t"], s256["block_t"]) == (128, 64)
+        assert setting["block_t"] == (128 if head_dim * size <= 256 else 64)
+    torch.manual_seed(7)
+    b, h, kv, max_len, live = 2, 8, 2, 520, 333
+    k = torch.randn(b, kv, max_len, head_dim, device="cuda", dtype=dtype)
+    v = torch.randn_like(k)
+    q = torch.randn(b, h, head_dim, device="cuda", dtype=dtype)
+    y = M.decode_attention_triton(q, k, v, torch.tensor(live - 1, device="cuda"))
+    ref = F.scaled_dot_product_attention(q[:, :, None].float(), k[:, :, :live].float(), v[:, :, :live].float(),
+                                         enable_gqa=True)[:, :, 0]
+    assert y.dtype == dtype and rel(y, ref) < 2e-2
 
 
 @pytest.mark.parametrize("rope", [True, False])

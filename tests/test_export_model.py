@@ -225,7 +225,7 @@ def test_tied_embeddings_are_one_parameter():
 
 def test_model_py_imports_only_torch_at_top_level():
     tree = ast.parse(M.__file__ and open(M.__file__).read())
-    stdlib = {"__future__", "argparse", "functools", "json", "math", "os", "dataclasses", "pathlib", "typing"}
+    stdlib = {"__future__", "argparse", "json", "math", "os", "dataclasses", "pathlib", "typing"}
     for node in tree.body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]

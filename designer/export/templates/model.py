@@ -31,7 +31,6 @@ generation on random weights (on a scaled-down copy when the full model would no
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import math
 import os
@@ -657,18 +656,20 @@ if triton is not None:
         tl.store(y + row * D + d, (acc / tl.sum(w_s, axis=0)).to(y.dtype.element_ty))
 
 
-@functools.cache
-def decode_attention_settings(device_index: int, head_dim: int) -> dict[str, int]:
+def decode_attention_settings(device_index: int, head_dim: int, elem_bytes: int = 2) -> dict[str, int]:
     """decode_attention_triton's launch settings on a GPU, measured on an H200 over llama-3.1-8b's and
     nemotron-h-8b's attention shapes at batch 1 to 91 and 4k to 66k positions (bench/decode_attention_sweep.py,
     CUDA-graph timings): blocks of 128 keys, two pipeline stages, four warps and at least one program per SM
     came within 1.0% of the best setting at batch 64 and 10.5% of it everywhere (the earlier 64 keys, three
     stages, four programs per SM: up to 48% behind). Blocks shrink where the device's shared memory holds
-    less than two stages of 128 keys and values (head size above 128, or a smaller GPU)."""
-    props = torch.cuda.get_device_properties(device_index)
+    less than two stages of 128 keys and values of `elem_bytes` bytes (float32 caches, head size above 128,
+    or a smaller GPU)."""
+    props = torch.cuda.get_device_properties(device_index)   # torch keeps these: no driver call each step
+    smem = getattr(props, "shared_memory_per_block_optin", 0)   # torch >= 2.7; before it, Triton's driver says
+    smem = smem or triton.runtime.driver.active.utils.get_device_properties(device_index)["max_shared_mem"]
     stages, block_t = 2, 128
-    while block_t > 16 and 2 * stages * block_t * head_dim * 2 > props.shared_memory_per_block_optin - 8192:
-        block_t //= 2   # k and v tiles, bf16, per stage; the rest of the budget for q and the accumulator
+    while block_t > 16 and 2 * stages * block_t * head_dim * elem_bytes > smem - 8192:
+        block_t //= 2   # k and v tiles per stage; the rest of the budget for q and the accumulator
     return dict(block_t=block_t, programs=props.multi_processor_count, num_warps=4, num_stages=stages)
 
 
@@ -681,8 +682,8 @@ def decode_attention_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, p
     q: (b, h, d); k, v: (b, kv, max_len, d). block_t, programs, num_warps, num_stages are launch settings
     (default: decode_attention_settings); they change speed, not the result."""
     given = dict(block_t=block_t, programs=programs, num_warps=num_warps, num_stages=num_stages)
-    setting = decode_attention_settings(q.device.index if q.device.index is not None else torch.cuda.current_device(),
-                                        q.shape[-1]) | {key: val for key, val in given.items() if val is not None}
+    setting = decode_attention_settings(q.device.index, q.shape[-1], k.element_size()) | {
+        key: val for key, val in given.items() if val is not None}
     block_t, programs = setting["block_t"], setting["programs"]
     b, h, d = q.shape
     kv, max_len = k.shape[1], k.shape[2]
