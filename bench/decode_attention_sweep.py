@@ -6,8 +6,9 @@ decode_attention_triton (flash-decoding over a static cache) for the attention s
 nemotron-h-8b (32 query heads, 8 KV heads, head size 128, bf16) at the batches and contexts the benchmarks
 decode at, over a grid of block lengths, program counts (splits of the cache), warps and pipeline stages.
 Each setting: ten calls captured in one CUDA graph (as a decode step runs them), the median of `--iters`
-timed replays divided by ten, and the bandwidth it reaches on the live keys and values it must read. For scale, SDPA's default backend on a contiguous copy of
-the same live keys and values (no cache, no position tensor), the plain-torch reference's attention.
+timed replays divided by ten, and the bandwidth it reaches on the live keys and values it must read. For scale,
+SDPA's default backend on a contiguous copy of the same live keys and values (no cache, no position tensor),
+the plain-torch reference's attention.
 Prints a table and writes JSON with the command, GPU and versions.
 """
 from __future__ import annotations
@@ -86,8 +87,8 @@ def sweep_shape(batch: int, context: int, capacity: int, iters: int) -> dict:
     sdpa_s = time_s(lambda: F.scaled_dot_product_attention(q[:, :, None], kl, vl, enable_gqa=True), iters)
     out = dict(batch=batch, context=context, capacity=capacity, live_kv_bytes=live_bytes, before=before, chosen=chosen,
                best=best, sdpa_default_backend_seconds=sdpa_s, settings=rows)
-    print(f"b{batch:<3d} ctx {context:6d}: before {before['seconds'] * 1e6:8.1f} us  chosen {chosen['seconds'] * 1e6:8.1f} us "
-          f"({chosen['tb_per_s']:.2f} TB/s)  "
+    print(f"b{batch:<3d} ctx {context:6d}: before {before['seconds'] * 1e6:8.1f} us  "
+          f"chosen {chosen['seconds'] * 1e6:8.1f} us ({chosen['tb_per_s']:.2f} TB/s)  "
           f"best {best['seconds'] * 1e6:8.1f} us ({best['tb_per_s']:.2f} TB/s) "
           f"{ {key: best[key] for key in GRID} }  sdpa {sdpa_s * 1e6:8.1f} us", flush=True)
     del k, v, kl, vl

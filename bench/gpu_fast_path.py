@@ -245,8 +245,8 @@ def main(argv=None) -> int:
     ap.add_argument("--paper", default="", help="models for the paper workload (kernels triton)")
     ap.add_argument("--paper-kernels", default="triton")
     ap.add_argument("--budget", type=float, default=450.0, help="seconds a paper workload may take")
-    ap.add_argument("--profile", default="", help="MODEL:KERNELS:PROMPT or MODEL:KERNELS:tpot_b64_c4096 [,...]: kernel tables of "
-                    "one prefill or of ten graph decode steps")
+    ap.add_argument("--profile", default="", help="MODEL:KERNELS:PROMPT or MODEL:KERNELS:tpot_b64_c4096 [,...]: "
+                    "kernel tables of one prefill or of ten graph decode steps")
     ap.add_argument("--decode-attention", default="", help="launch settings of decode_attention_triton instead of "
                     "its defaults, e.g. block_t=64,programs=264,num_warps=4,num_stages=4 (rows record them)")
     ap.add_argument("--out", default=str(ROOT / "bench/results/gpu_fast_path_h200.json"))
