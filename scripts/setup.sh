@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up designer in .venv at the project root (idempotent: a second run with nothing changed is quick).
 #   scripts/setup.sh          runtime: the CLI and the app
-#   scripts/setup.sh --dev    also test tools (pytest, hypothesis, transformers, playwright + Debian chromium)
+#   scripts/setup.sh --dev    also test tools (pytest, hypothesis, transformers, playwright + Debian chromium;
+#                             with a CPU torch, triton for its interpreter)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=runtime
@@ -28,6 +29,11 @@ else
   extra=""
   [ "$mode" = dev ] && extra="[dev]"
   "$VPY" -m pip install -q -e ".$extra" 2>&1 | grep -v "^WARNING: Location" || true
+  if [ "$mode" = dev ] && "$VPY" -c "import sys, torch; sys.exit(torch.version.cuda is not None)"; then
+    # CPU torch: Triton's interpreter runs the exported model's own kernels in the tests (3.9 works with NumPy 2.4;
+    # a CUDA torch brings its own pinned triton and runs them on the GPU instead)
+    "$VPY" -m pip install -q "triton>=3.9" 2>&1 | grep -v "^WARNING: Location" || true
+  fi
   "$VPY" -c "import designer, yaml, networkx, streamlit, plotly" || { echo "setup: install failed" >&2; exit 2; }
   echo "$want" > "$stamp"
 fi

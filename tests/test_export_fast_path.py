@@ -1,11 +1,15 @@
 """The exported model's fast GPU path (KERNELS = "triton") against its torch reference.
 
-Skipped without CUDA or without fla-core (CI runs on the CPU); bench/gpu_fast_path.py runs them on the GPU
-machine. Tolerances are relative errors ||fast - ref|| / ||ref||: float32 models for the whole-model checks
-(fla's kernels use tf32 dots there), bfloat16 inputs for the kernel-level ones.
+On a GPU with fla-core every test runs (bench/gpu_calls/ run them on the GPU machine). Without CUDA (CI) the
+tests of the model's own Triton kernels (`triton_kernel`: decode attention, RoPE and cache writes, the fused
+decode step, skip + gate + norm, relu²) run in Triton's interpreter on the CPU, in float32 (the interpreter has
+no bfloat16), when triton is installed; the rest (fla-core's kernels, whole models, CUDA graphs) are skipped.
+Tolerances are relative errors ||fast - ref|| / ||ref||: float32 models for the whole-model checks (fla's kernels
+use tf32 dots there), bfloat16 inputs on the GPU for the kernel-level ones.
 """
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 import sys
@@ -21,13 +25,43 @@ import torch.nn.functional as F
 os.environ["FLA_CACHE_RESULTS"] = "0"
 os.environ["TRITON_CACHE_AUTOTUNING"] = "0"
 
+GPU = torch.cuda.is_available()
+
+
+def _triton_version() -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in importlib.metadata.version("triton").split(".")[:2])
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return ()
+
+
+# Triton's interpreter before 3.9 fails on NumPy 2.4 (a kernel's loop bounds become 1-element arrays)
+INTERPRET = not GPU and _triton_version() >= (3, 9)   # triton.jit reads TRITON_INTERPRET when it decorates
+_previous = os.environ.get("TRITON_INTERPRET")
+if INTERPRET:
+    os.environ["TRITON_INTERPRET"] = "1"
 _spec = importlib.util.spec_from_file_location(
     "fast_path_model", Path(__file__).resolve().parents[1] / "designer/export/templates/model.py")
 M = sys.modules[_spec.name] = importlib.util.module_from_spec(_spec)   # dataclasses look the module up
 _spec.loader.exec_module(M)
+if INTERPRET:   # set again while each test runs (the interpreter reads it then too); other modules never see it
+    if _previous is None:
+        del os.environ["TRITON_INTERPRET"]
+    else:
+        os.environ["TRITON_INTERPRET"] = _previous
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available() or M.triton is None or M.fla_kernels() is None,
-                                reason="the fast path needs CUDA, triton and fla-core")
+DEVICE = "cuda" if GPU else "cpu"
+LOW = torch.bfloat16 if GPU else torch.float32   # the kernel-level tests' low-precision dtype
+gpu_only = pytest.mark.skipif(not GPU or M.triton is None or M.fla_kernels() is None,
+                              reason="needs CUDA, triton and fla-core")
+triton_kernel = pytest.mark.skipif(M.triton is None or not (GPU or INTERPRET),
+                                   reason="needs triton (on the CPU: triton >= 3.9's interpreter)")
+
+
+@pytest.fixture(autouse=True)
+def _interpreter(monkeypatch):
+    if INTERPRET:
+        monkeypatch.setenv("TRITON_INTERPRET", "1")
 
 HYBRID = dict(name="hybrid", hidden_size=256, vocab_size=512, pattern="M-M*-M-M*-",
               mamba=dict(num_heads=8, head_dim=64, n_groups=2, state_size=128, chunk_size=32),
@@ -66,6 +100,7 @@ class kernels:
         M.set_kernels(self.previous)
 
 
+@gpu_only
 def test_triton_is_what_auto_picks_on_cuda():
     with kernels("auto"):
         assert M.kernels_in_use("cuda") == "triton"
@@ -74,6 +109,7 @@ def test_triton_is_what_auto_picks_on_cuda():
         assert M.kernels_in_use("cuda") == "torch"
 
 
+@gpu_only
 @pytest.mark.parametrize("grad,g,with_state", [(False, 2, True), (False, 1, False), (True, 2, True)],
                          ids=["grouped-inference", "one-group-no-state", "autograd"])
 def test_triton_ssd_scan_matches_the_chunked_reference(grad, g, with_state):
@@ -94,14 +130,15 @@ def test_triton_ssd_scan_matches_the_chunked_reference(grad, g, with_state):
     assert rel(y, y_ref) < 2e-2 and rel(s, s_ref) < 1e-2
 
 
+@triton_kernel
 def test_fused_decode_step_updates_the_state_in_place_like_ssd_step():
     torch.manual_seed(1)
     b, h, p, g, n = 3, 8, 64, 2, 128
-    state = torch.randn(b, h, p, n, device="cuda")
-    x = torch.randn(b, h, p, device="cuda")
-    dt_raw, dt_bias = torch.randn(b, h, device="cuda"), torch.randn(h, device="cuda")
-    A_log, D = torch.randn(h, device="cuda"), torch.randn(h, device="cuda")
-    B, C = torch.randn(b, g, n, device="cuda"), torch.randn(b, g, n, device="cuda")
+    state = torch.randn(b, h, p, n, device=DEVICE)
+    x = torch.randn(b, h, p, device=DEVICE)
+    dt_raw, dt_bias = torch.randn(b, h, device=DEVICE), torch.randn(h, device=DEVICE)
+    A_log, D = torch.randn(h, device=DEVICE), torch.randn(h, device=DEVICE)
+    B, C = torch.randn(b, g, n, device=DEVICE), torch.randn(b, g, n, device=DEVICE)
     dt = F.softplus(dt_raw + dt_bias).clamp(min=1e-3)
     y_ref, s_ref = M.ssd_step(state.clone(), x, dt, -torch.exp(A_log), B, C)
     y = M.ssd_step_triton(state, x, dt_raw, dt_bias, A_log, B, C, D, dt_min=1e-3)
@@ -109,6 +146,7 @@ def test_fused_decode_step_updates_the_state_in_place_like_ssd_step():
     assert rel(y, y_ref + x * D[:, None]) < 1e-5
 
 
+@gpu_only
 @pytest.mark.parametrize("with_state,length", [(False, 50), (True, 50), (True, 3), (True, 1)])
 def test_triton_conv_matches_reference(with_state, length):
     """Lengths below the kernel width take part of fla's final state from the initial state."""
@@ -124,6 +162,7 @@ def test_triton_conv_matches_reference(with_state, length):
         assert torch.equal(state, ref_state)
 
 
+@gpu_only
 @pytest.mark.parametrize("layout", [HYBRID, LLAMA, WINDOW], ids=lambda d: d["name"])
 def test_prefill_then_decode_matches_reference(layout):
     """Prefill (empty and warm cache), then 40 decode steps through one CUDA graph, eager fast steps and
@@ -155,6 +194,7 @@ def test_prefill_then_decode_matches_reference(layout):
             assert graph_cache.seq_len == eager_cache.seq_len == 100
 
 
+@gpu_only
 def test_generate_uses_the_graph_and_matches_eager():
     model = model_for(HYBRID)
     prompt = torch.randint(0, 512, (3, 20), device="cuda")
@@ -164,6 +204,7 @@ def test_generate_uses_the_graph_and_matches_eager():
     assert torch.equal(graphed, eager)
 
 
+@gpu_only
 def test_prefill_into_slots_of_a_batched_cache():
     model = model_for(HYBRID)
     ids = torch.randint(0, 512, (3, 33), device="cuda")
@@ -180,6 +221,7 @@ def test_prefill_into_slots_of_a_batched_cache():
         assert rel(model(nxt, cache=slots), model(nxt, cache=together)) < 1e-4
 
 
+@gpu_only
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_backward_matches_reference(dtype):
     """Training runs the same kernels backward: gradients agree with the torch reference (bf16 via autocast,
@@ -197,6 +239,7 @@ def test_backward_matches_reference(dtype):
         assert rel(grads["triton"][n], g) < tol, n
 
 
+@gpu_only
 def test_decode_attention_addresses_caches_beyond_2_31_elements():
     """A batch-90 cache of 66,560 positions overflowed int32 offsets (the paper workload's first run): the
     third sequence here starts at element 2^31."""
@@ -214,24 +257,28 @@ def test_decode_attention_addresses_caches_beyond_2_31_elements():
     assert rel(y, ref) < 2e-2
 
 
+@triton_kernel
 @pytest.mark.parametrize("setting", [{}, dict(programs=1), dict(block_t=32, programs=4096, num_stages=3),
                                      dict(block_t=64, num_warps=8, num_stages=4)])
 @pytest.mark.parametrize("window", [None, 50])
 def test_decode_attention_launch_settings_change_speed_not_result(setting, window):
     """Every launch setting gives SDPA's result over the live keys (the window's last keys): one split (the kernel
     writes q's dtype itself), many splits (some past the position, empty, combined), other blocks and stages."""
+    if not GPU:   # the defaults read the GPU's properties: on the CPU, the H200's, given
+        setting = dict(block_t=128, programs=132, num_warps=4, num_stages=2) | setting
     torch.manual_seed(6)
     b, h, kv, d, max_len, live = 5, 8, 2, 128, 300, 211
-    k = torch.randn(b, kv, max_len, d, device="cuda", dtype=torch.bfloat16)
+    k = torch.randn(b, kv, max_len, d, device=DEVICE, dtype=LOW)
     v = torch.randn_like(k)
-    q = torch.randn(b, h, d, device="cuda", dtype=torch.bfloat16)
-    y = M.decode_attention_triton(q, k, v, torch.tensor(live - 1, device="cuda"), window, **setting)
+    q = torch.randn(b, h, d, device=DEVICE, dtype=LOW)
+    y = M.decode_attention_triton(q, k, v, torch.tensor(live - 1, device=DEVICE), window, **setting)
     first = live - window if window else 0
     ref = F.scaled_dot_product_attention(q[:, :, None].float(), k[:, :, first:live].float(),
                                          v[:, :, first:live].float(), enable_gqa=True)[:, :, 0]
-    assert y.shape == (b, h, d) and y.dtype == torch.bfloat16 and rel(y, ref) < 2e-2
+    assert y.shape == (b, h, d) and y.dtype == LOW and rel(y, ref) < 2e-2
 
 
+@gpu_only
 @pytest.mark.parametrize("head_dim,dtype", [(128, torch.bfloat16), (256, torch.bfloat16), (128, torch.float32)])
 def test_decode_attention_default_settings_fit_the_device_and_launch(head_dim, dtype):
     """Blocks of 128 keys in two stages for bf16 head size 128 on a large GPU; the blocks halve for head size 256
@@ -254,19 +301,20 @@ def test_decode_attention_default_settings_fit_the_device_and_launch(head_dim, d
     assert y.dtype == dtype and rel(y, ref) < 2e-2
 
 
+@triton_kernel
 @pytest.mark.parametrize("rope", [True, False])
 def test_rope_and_cache_write_kernel_matches_apply_rope_and_index_copy(rope):
     """The decode kernel rotates q and k and writes k, v at the position, from strided views of one packed
     GEMM output, as apply_rope + index_copy_ do."""
     torch.manual_seed(3)
     b, h, kv, d, max_len, p = 3, 8, 2, 64, 40, 17
-    qkv = torch.randn(b, 1, (h + 2 * kv) * d, device="cuda", dtype=torch.bfloat16)
+    qkv = torch.randn(b, 1, (h + 2 * kv) * d, device=DEVICE, dtype=LOW)
     q, k, v = qkv.split([h * d, kv * d, kv * d], -1)
-    cache = M.KVCache(torch.randn(b, kv, max_len, d, device="cuda", dtype=torch.bfloat16),
-                      torch.randn(b, kv, max_len, d, device="cuda", dtype=torch.bfloat16))
+    cache = M.KVCache(torch.randn(b, kv, max_len, d, device=DEVICE, dtype=LOW),
+                      torch.randn(b, kv, max_len, d, device=DEVICE, dtype=LOW))
     ref_k, ref_v = cache.k.clone(), cache.v.clone()
-    pos = torch.tensor(p, device="cuda")
-    cos_sin = M.rope_tables(pos[None], d, 10000.0, torch.bfloat16) if rope else None
+    pos = torch.tensor(p, device=DEVICE)
+    cos_sin = M.rope_tables(pos[None], d, 10000.0, LOW) if rope else None
     qh, kh = q.view(b, 1, h, d).transpose(1, 2), k.view(b, 1, kv, d).transpose(1, 2)
     if rope:
         qh, kh = M.apply_rope(qh, *cos_sin), M.apply_rope(kh, *cos_sin)
@@ -279,21 +327,22 @@ def test_rope_and_cache_write_kernel_matches_apply_rope_and_index_copy(rope):
     assert torch.equal(cache.k[:, :, :p], ref_k[:, :, :p]) and torch.equal(cache.k[:, :, p + 1:], ref_k[:, :, p + 1:])
 
 
+@triton_kernel
 @pytest.mark.parametrize("cached", [False, True])
 def test_rope_prefill_kernel_matches_apply_rope(cached):
     """Prefill RoPE from a strided view of the packed q/k/v output into (b, heads, t, d): a new tensor, or
     the cache's slots at a position, the slots around them untouched."""
     torch.manual_seed(4)
     b, h, kv, d, t, p, max_len = 2, 8, 2, 64, 150, 30, 200
-    qkv = torch.randn(b, t, (h + 2 * kv) * d, device="cuda", dtype=torch.bfloat16)
+    qkv = torch.randn(b, t, (h + 2 * kv) * d, device=DEVICE, dtype=LOW)
     q, k, _ = qkv.split([h * d, kv * d, kv * d], -1)
-    cos_sin = M.rope_tables(torch.arange(p, p + t, device="cuda"), d, 10000.0, torch.bfloat16)
+    cos_sin = M.rope_tables(torch.arange(p, p + t, device=DEVICE), d, 10000.0, LOW)
     want_q = M.apply_rope(q.reshape(b, t, h, d).transpose(1, 2).float(), *(c.float() for c in cos_sin))
     want_k = M.apply_rope(k.reshape(b, t, kv, d).transpose(1, 2).float(), *(c.float() for c in cos_sin))
     got_q = M.rope_prefill_triton(q, cos_sin, h)
     assert got_q.shape == (b, h, t, d) and got_q.is_contiguous() and rel(got_q, want_q) < 1e-2
     if cached:
-        cache = torch.randn(b, kv, max_len, d, device="cuda", dtype=torch.bfloat16)
+        cache = torch.randn(b, kv, max_len, d, device=DEVICE, dtype=LOW)
         before = cache.clone()
         got_k = M.rope_prefill_triton(k, cos_sin, kv, cache[:, :, p:p + t])
         assert got_k.data_ptr() == cache[:, :, p:p + t].data_ptr() and rel(cache[:, :, p:p + t], want_k) < 1e-2
@@ -302,6 +351,7 @@ def test_rope_prefill_kernel_matches_apply_rope(cached):
         assert rel(M.rope_prefill_triton(k, cos_sin, kv), want_k) < 1e-2
 
 
+@gpu_only
 def test_gated_norm_inference_kernel_reads_z_in_place_and_matches_reference():
     """Without a gradient the gated norm calls fla's forward kernel on z's strided rows (a view of in_proj's
     output): the torch reference's result, and the autograd path's."""
@@ -321,6 +371,7 @@ def test_gated_norm_inference_kernel_reads_z_in_place_and_matches_reference():
     assert rel(fast, want) < 1e-4 and rel(autograd, want) < 1e-4
 
 
+@triton_kernel
 @pytest.mark.parametrize("h,groups", [(8, 1), (8, 4), (5, 1), (2, 4)])
 def test_skip_gate_norm_kernel_matches_addcmul_then_gated_norm(h, groups):
     """Mamba-2's y + D x, gate and group norm in one pass, x and z strided views of the conv's and in_proj's
@@ -328,27 +379,29 @@ def test_skip_gate_norm_kernel_matches_addcmul_then_gated_norm(h, groups):
     head."""
     torch.manual_seed(6)
     b, l, p = 2, 37, 64
-    norm = M.GatedRMSNorm(h * p, groups).cuda().to(torch.bfloat16)
+    norm = M.GatedRMSNorm(h * p, groups).to(DEVICE, LOW)
     with torch.no_grad():
         norm.weight.add_(0.1 * torch.randn_like(norm.weight))
-    conv_out = torch.randn(b, l, h * p + 300, device="cuda", dtype=torch.bfloat16)
-    proj = torch.randn(b, l, 2 * h * p + 50, device="cuda", dtype=torch.bfloat16)
+    conv_out = torch.randn(b, l, h * p + 300, device=DEVICE, dtype=LOW)
+    proj = torch.randn(b, l, 2 * h * p + 50, device=DEVICE, dtype=LOW)
     x, z = conv_out[..., :h * p].unflatten(-1, (h, p)), proj[..., 20:20 + h * p]
-    y = torch.randn(b, l, h, p, device="cuda", dtype=torch.bfloat16)
-    D = torch.randn(h, device="cuda", dtype=torch.bfloat16)
+    y = torch.randn(b, l, h, p, device=DEVICE, dtype=LOW)
+    D = torch.randn(h, device=DEVICE, dtype=LOW)
     with kernels("torch"), torch.no_grad():
         want = norm((y.float() + x.float() * D.float()[:, None]).flatten(-2), z.float())
     got = M.skip_gate_norm_triton(y, x, D, z, norm)
-    assert got.shape == (b, l, h * p) and got.dtype == torch.bfloat16
+    assert got.shape == (b, l, h * p) and got.dtype == LOW
     assert rel(got, want) < 1e-2
 
 
+@triton_kernel
 def test_relu2_kernel_equals_relu_then_square():
-    x = torch.randn(3, 77, 1000, device="cuda", dtype=torch.bfloat16)
+    x = torch.randn(3, 77, 1000, device=DEVICE, dtype=LOW)
     want = F.relu(x).square()
     assert torch.equal(M.relu2_triton_(x.clone()), want)
 
 
+@gpu_only
 @pytest.mark.parametrize("act", ["swiglu", "relu2"])
 def test_fast_mlp_matches_reference_forward_and_backward(act):
     torch.manual_seed(4)
@@ -369,6 +422,7 @@ def test_fast_mlp_matches_reference_forward_and_backward(act):
         assert rel(mlp.get_parameter(n).grad, g) < 1e-3, n
 
 
+@gpu_only
 def test_eager_fast_decode_past_the_cache_is_a_clear_error():
     model = model_for(LLAMA)
     with torch.no_grad(), kernels("triton"):

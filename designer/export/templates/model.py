@@ -681,9 +681,10 @@ def decode_attention_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, p
     cache length so that a small batch still fills the GPU (at least `programs` programs).
     q: (b, h, d); k, v: (b, kv, max_len, d). block_t, programs, num_warps, num_stages are launch settings
     (default: decode_attention_settings); they change speed, not the result."""
-    given = dict(block_t=block_t, programs=programs, num_warps=num_warps, num_stages=num_stages)
-    setting = decode_attention_settings(q.device.index, q.shape[-1], k.element_size()) | {
-        key: val for key, val in given.items() if val is not None}
+    setting = dict(block_t=block_t, programs=programs, num_warps=num_warps, num_stages=num_stages)
+    if None in setting.values():   # the device's defaults for what is not given
+        setting = decode_attention_settings(q.device.index, q.shape[-1], k.element_size()) | {
+            key: val for key, val in setting.items() if val is not None}
     block_t, programs = setting["block_t"], setting["programs"]
     b, h, d = q.shape
     kv, max_len = k.shape[1], k.shape[2]
