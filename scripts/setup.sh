@@ -29,9 +29,10 @@ else
   extra=""
   [ "$mode" = dev ] && extra="[dev]"
   "$VPY" -m pip install -q -e ".$extra" 2>&1 | grep -v "^WARNING: Location" || true
-  if [ "$mode" = dev ] && "$VPY" -c "import sys, torch; sys.exit(torch.version.cuda is not None)"; then
-    # CPU torch: Triton's interpreter runs the exported model's own kernels in the tests (3.9 works with NumPy 2.4;
-    # a CUDA torch brings its own pinned triton and runs them on the GPU instead)
+  if [ "$mode" = dev ] && "$VPY" -c "import sys, torch; v = torch.version
+sys.exit(any(getattr(v, n, None) for n in ('cuda', 'hip', 'xpu')))"; then
+    # a CPU torch: Triton's interpreter runs the exported model's own kernels in the tests (3.9 works with NumPy
+    # 2.4); a CUDA, ROCm or XPU torch brings its own pinned triton and runs them on the device instead
     "$VPY" -m pip install -q "triton>=3.9" 2>&1 | grep -v "^WARNING: Location" || true
   fi
   "$VPY" -c "import designer, yaml, networkx, streamlit, plotly" || { echo "setup: install failed" >&2; exit 2; }

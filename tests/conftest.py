@@ -5,6 +5,26 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _triton_interpreter_wanted() -> bool:
+    """No CUDA and triton >= 3.9 (3.6's interpreter fails on NumPy 2.4): the exported model's own Triton kernels
+    are tested in Triton's interpreter (tests/test_export_fast_path.py)."""
+    import importlib.metadata
+
+    try:
+        version = tuple(int(v) for v in importlib.metadata.version("triton").split(".")[:2])
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return False
+    import torch
+
+    return version >= (3, 9) and not torch.cuda.is_available()
+
+
+if _triton_interpreter_wanted():
+    # for the whole process, before anything imports triton: its language helpers (tl.sum, ...) are built as
+    # interpreted or compiled functions at import, and the interpreter reads the variable again at each launch
+    os.environ["TRITON_INTERPRET"] = "1"
 DESIGNER = str(ROOT / ".venv" / "bin" / "designer") if (ROOT / ".venv" / "bin" / "designer").exists() else None
 
 
