@@ -19,7 +19,6 @@ import functools
 import importlib.metadata
 import importlib.util
 import json
-import os
 import statistics
 import sys
 import time
