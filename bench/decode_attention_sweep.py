@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from gpu_fast_path import M, versions  # noqa: E402   (the exported model file, loaded once)
+from gpu_fast_path import M, timed, versions  # noqa: E402   (the exported model file, loaded once)
 
 HEADS, KV_HEADS, HEAD_DIM = 32, 8, 128
 # (batch, live context, cache capacity): the TPOT points (cache = context + 40 steps + 16) and the paper workload's
@@ -38,23 +38,14 @@ BEFORE = dict(block_t=64, programs=528, num_warps=4, num_stages=3)   # the setti
 
 def time_s(fn, iters: int, calls: int = 10) -> float:
     """Seconds of one call of fn on the GPU alone: `calls` calls captured in one CUDA graph (as the decode step
-    runs them; timing single eager calls would add the launch's CPU time), the graph replayed `iters` times."""
+    runs them; timing single eager calls would add the launch's CPU time), the median of `iters` timed replays."""
     fn()   # compile
     torch.cuda.synchronize()
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         for _ in range(calls):
             fn()
-    graph.replay()
-    out = []
-    for _ in range(iters):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        graph.replay()
-        end.record()
-        end.synchronize()
-        out.append(start.elapsed_time(end) / 1e3 / calls)
-    return statistics.median(out)
+    return statistics.median(timed(graph.replay, iters)) / calls
 
 
 @torch.no_grad()

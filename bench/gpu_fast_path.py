@@ -93,14 +93,26 @@ def ttft(model, prompt: int, repeat: int) -> tuple[float, int]:
     return (statistics.median(secs) if secs else None), peak
 
 
+def tpot_point(point: str) -> tuple[int, int]:
+    """(batch, context) of a point named tpot_b{batch}_c{context}."""
+    batch, context = (int(p[1:]) for p in point.split("_")[1:3])
+    return batch, context
+
+
+def graph_decode(model, batch: int, context: int, steps: int = 40):
+    """(cache, captured decode graph, ids) for `steps` decode steps of `batch` sequences after `context` positions
+    (random values: a decode step's cost does not depend on them)."""
+    cache = model.new_cache(batch, context + steps + 16)
+    graph = M.DecodeGraph(model, cache)
+    fill_random(cache, context)
+    return cache, graph, torch.randint(0, model.args.vocab_size, (batch, 1), device="cuda")
+
+
 @torch.no_grad()
 def tpot(model, batch: int, context: int, steps: int = 40) -> tuple[float, float, int]:
     """(graph seconds, eager seconds, peak bytes) of one decode step at `context`."""
     torch.cuda.reset_peak_memory_stats()
-    cache = model.new_cache(batch, context + steps + 16)
-    graph = M.DecodeGraph(model, cache)
-    fill_random(cache, context)
-    ids = torch.randint(0, model.args.vocab_size, (batch, 1), device="cuda")
+    cache, graph, ids = graph_decode(model, batch, context, steps)
     graph_s = statistics.median(timed(lambda: graph(ids), steps, warmup=3))
     cache.seq_len = context
     eager_s = statistics.median(timed(lambda: model(ids, cache=cache), 8, warmup=2))
@@ -129,7 +141,7 @@ def run_points(models, backends, results: dict, points: list[str], long_repeats:
                     secs, peak = ttft(model, prompt, repeat=repeats)
                     rows = [dict(point=point, batch=1, prompt=prompt, seconds=secs, peak_bytes=peak, repeats=repeats)]
                 else:   # tpot_b{batch}_c{context}
-                    batch, context = (int(p[1:]) for p in point.split("_")[1:])
+                    batch, context = tpot_point(point)
                     graph_s, eager_s, peak = tpot(model, batch, context)
                     rows = [dict(point=point, batch=batch, context=context, seconds=graph_s, peak_bytes=peak,
                                  decode="cuda_graph"),
@@ -208,12 +220,9 @@ def profile(spec: str, out_dir: Path) -> None:
     name, kernels, what = spec.split(":")
     model = load(name)
     M.set_kernels(kernels)
-    if what.startswith("tpot_"):
-        batch, context = (int(p[1:]) for p in what.split("_")[1:])
-        cache = model.new_cache(batch, context + 64)
-        graph = M.DecodeGraph(model, cache)
-        fill_random(cache, context)
-        ids = torch.randint(0, model.args.vocab_size, (batch, 1), device="cuda")
+    if what.startswith("tpot_"):   # the point's cache and graph, as tpot() times them
+        batch, context = tpot_point(what)
+        cache, graph, ids = graph_decode(model, batch, context)
         for _ in range(3):
             graph(ids)
         cache.seq_len = context

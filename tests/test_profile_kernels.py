@@ -98,7 +98,8 @@ def test_uncalibrated_profiles_predict_the_same_for_both_backends():
 def test_the_h200_fits_predict_the_measured_prefill():
     """profiles/hardware/h200.yaml's fitted torch and triton blocks against the committed H200 measurements of
     the whole nemotron-h-8b (bench/results/measured/nemotron-h-8b_cuda_{torch,triton}.json: TTFT 4k = 290.4 and
-    106.6 ms, the triton one measured on the fused kernels of 2026-12-03), which the fits never saw; the uncalibrated general terms predict 83 ms for both."""
+    106.6 ms, the triton one measured on the fused kernels of 2026-12-03), which the fits never saw; the
+    uncalibrated general terms predict 83 ms for both."""
     common = dict(precision="bf16", prefill_mode="parallel")
     torch_ttft = prepare("nemotron-h-8b", "h200", kernels="torch", **common)
     triton_ttft = prepare("nemotron-h-8b", "h200", kernels="triton", **common)

@@ -1094,13 +1094,18 @@ def can_pack(linears: tuple[nn.Module, ...]) -> bool:
     return plain and not needs_grad(*(p for lin in linears for p in lin.parameters()))
 
 
+def _pack_key(linears: tuple[nn.Linear, ...]) -> tuple:
+    """Where and how large the linears' weights and biases are: a packed stack is current while this holds."""
+    return tuple((lin.weight.data_ptr(), tuple(lin.weight.shape), 0 if lin.bias is None else lin.bias.data_ptr())
+                 for lin in linears)
+
+
 def packed_linear(owner: nn.Module, x: torch.Tensor, linears: tuple[nn.Linear, ...]) -> torch.Tensor:
     """x through several linears that share it, as one GEMM (the fast path's q/k/v and gate/up, inference):
     their weights (and biases) are stacked once into one matrix and each linear's own weight re-pointed to its
     rows, so there is no second copy and the state dict is unchanged; stacked again if a weight moved.
     The owner drops the stack when it is moved (PacksLinears._apply)."""
-    key = tuple((lin.weight.data_ptr(), tuple(lin.weight.shape), 0 if lin.bias is None else lin.bias.data_ptr())
-                for lin in linears)
+    key = _pack_key(linears)
     packed = owner.__dict__.get("_packed")
     if packed is None or packed[0] != key:
         if x.is_cuda and torch.cuda.is_current_stream_capturing():   # a capture records, it does not run, a cat
@@ -1115,8 +1120,7 @@ def packed_linear(owner: nn.Module, x: torch.Tensor, linears: tuple[nn.Linear, .
                 if bias is not None:
                     lin.bias.data = bias[row:row + n]
                 row += n
-        key = tuple((lin.weight.data_ptr(), tuple(lin.weight.shape), 0 if lin.bias is None else lin.bias.data_ptr())
-                    for lin in linears)
+        key = _pack_key(linears)
         packed = owner.__dict__["_packed"] = (key, weight, bias)
     return F.linear(x, packed[1], packed[2])
 
