@@ -264,6 +264,7 @@ def layout_from_hf_config(data: dict[str, Any], *, source: str | None = None, na
         base.update(family="nemotron_h", pattern=pattern,
                     max_position_embeddings=g("max_position_embeddings", default=8192, maximum=1 << 30))
         if MAMBA in pattern:
+            _check_dt_limit(data, source)
             base["mamba"] = dict(version=2, num_heads=g("mamba_num_heads"), head_dim=g("mamba_head_dim"),
                                  n_groups=g("n_groups", "mamba_n_groups", default=8), state_size=g("ssm_state_size"),
                                  conv_kernel=g("conv_kernel", "mamba_d_conv", default=4),
@@ -300,6 +301,7 @@ def layout_from_hf_config(data: dict[str, Any], *, source: str | None = None, na
                                conv_bias=flag("use_conv_bias", True), proj_bias=flag("use_bias", False),
                                bcdt_norm=mt == "falcon_mamba"))
     elif mt == "mamba2":
+        _check_dt_limit(data, source)
         hidden = base["hidden_size"]
         heads = g("num_heads")
         head_dim = g("head_dim", default=int(g("expand", default=2, kind="float", minimum=0) * hidden) // heads or None)
@@ -329,6 +331,19 @@ def layout_from_hf_config(data: dict[str, Any], *, source: str | None = None, na
 
 SUPPORTED_MODEL_TYPES = ("nemotron_h", "falcon_mamba", "mamba", "mamba2", "llama", "mistral", "qwen2")
 _HF_TO_ACTIVATION = {hf: ours for ours, hf in _HF_ACT.items()}
+
+
+def _check_dt_limit(data: dict, source: str | None) -> None:
+    """Mamba-2's time_step_limit: the layouts and the exported model leave dt unclamped, the published (0, inf)
+    (transformers clamps to it; before 5.25 nemotron_h clamped at time_step_min instead)."""
+    for key in ("time_step_limit", "mamba_dt_limit"):
+        value = data.get(key)
+        if value is None:
+            continue
+        pair = isinstance(value, (list, tuple)) and len(value) == 2
+        if not (pair and all(type(v) in (int, float) for v in value) and value[0] == 0 and value[1] == float("inf")):
+            raise LayoutError(f"is {value!r}; only [0.0, Infinity] is supported (dt unclamped, as published)",
+                              source=source, key=key)
 
 
 def _as_bool_like(value: Any, key: str, source: str | None) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 import os
 import re
@@ -662,9 +663,29 @@ def parse_yaml_text(text: str, *, source: str | None = None) -> Any:
 CONFIG_READERS: list[Callable[[dict, str | None], "Layout | None"]] = []
 
 
+def parse_json_object(text: str, *, source: str | None = None) -> dict | None:
+    """A JSON object's text (a config.json) read as JSON, not as YAML: YAML 1.1 reads JSON's 1e-05 and Infinity
+    as strings. None when the text is not a JSON object (YAML then reads it, with its own messages)."""
+    if not text.lstrip().startswith("{"):
+        return None
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+        data = dict(pairs)
+        if len(data) < len(pairs):
+            dup = next(k for i, (k, _) in enumerate(pairs) if any(k == other for other, _ in pairs[:i]))
+            raise LayoutError(f"duplicate key {dup!r}", source=source)
+        return data
+    try:
+        return json.loads(text, object_pairs_hook=no_duplicates)
+    except (json.JSONDecodeError, RecursionError):   # not JSON, or nested too deep: YAML's reader decides
+        return None
+
+
 def layout_from_text(text: str, *, source: str | None = None) -> Layout:
     """YAML layout text, or a Hugging Face config.json's text (detected by its `model_type`)."""
-    data = parse_yaml_text(text, source=source)
+    data = parse_json_object(text, source=source)
+    if data is None:
+        data = parse_yaml_text(text, source=source)
     if isinstance(data, dict):
         for read in CONFIG_READERS:
             layout = read(data, source)

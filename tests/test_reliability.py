@@ -336,3 +336,37 @@ def test_fix_says_why_a_fix_was_not_applied(tmp_path, capsys):
     assert [n["rule"] for n in doc["not_applied"]] == ["NH001"]
     assert "no 'mamba:' block" in doc["not_applied"][0]["reason"]
     assert main(["validate", str(out)]) == 0          # what was written loads (its own rules: none)
+
+
+@pytest.mark.parametrize("limit,ok", [([0.0, float("inf")], True), ([0.001, float("inf")], False),
+                                      ([0.0, 0.1], False), ("auto", False)])
+def test_a_mamba2_time_step_limit_other_than_unclamped_is_refused_by_name(tmp_path, capsys, limit, ok):
+    """The exported model leaves dt unclamped, as the published Nemotron-H does (time_step_limit (0, inf)); a
+    config.json asking for another limit is bad input that names the key, not a silently different model."""
+    from designer.hf import hf_config_from_layout
+    from designer.layout import load_layout
+
+    config = dict(hf_config_from_layout(load_layout("nemotron-h-8b")), time_step_limit=limit)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    code, out, err = run_cli(["validate", str(path)], capsys)
+    if ok:
+        assert code == 0, err
+    else:
+        assert code == 2 and "key 'time_step_limit'" in err and "only [0.0, Infinity]" in err and "Traceback" not in err
+
+
+def test_a_config_json_is_read_as_json(tmp_path, capsys):
+    """The exporter's config.json (json.dumps: layer_norm_epsilon 1e-05, which YAML 1.1 reads as a string) validates;
+    a JSON duplicate key is named, as in YAML."""
+    from designer.hf import hf_config_from_layout
+    from designer.layout import load_layout
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(hf_config_from_layout(load_layout("nemotron-h-8b")), indent=2))
+    assert '"layer_norm_epsilon": 1e-05' in path.read_text()
+    code, out, err = run_cli(["validate", str(path)], capsys)
+    assert code == 0, err
+    path.write_text('{"model_type": "nemotron_h", "hidden_size": 64, "hidden_size": 128}')
+    code, out, err = run_cli(["validate", str(path)], capsys)
+    assert code == 2 and "duplicate key 'hidden_size'" in err and "Traceback" not in err

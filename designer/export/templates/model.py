@@ -555,7 +555,7 @@ def ssd_grouped_scan_triton(v, g, B, C, initial_state=None, chunk: int = 64):
 
 if triton is not None:
     @triton.jit
-    def _ssd_step_kernel(state, x, dt, dt_bias, A_log, B, C, D, y, stride_x, stride_dt, stride_bc, dt_min,
+    def _ssd_step_kernel(state, x, dt, dt_bias, A_log, B, C, D, y, stride_x, stride_dt, stride_bc,
                          H: tl.constexpr, G: tl.constexpr, P: tl.constexpr, N: tl.constexpr, BLOCK_P: tl.constexpr):
         """One program: BLOCK_P rows of one (sequence, head) state, read once, updated, written once."""
         bh, pid_p = tl.program_id(0).to(tl.int64), tl.program_id(1)   # int64: states > 2^31 elements
@@ -565,7 +565,6 @@ if triton is not None:
         n = tl.arange(0, N)
         d = tl.load(dt + b * stride_dt + h).to(tl.float32) + tl.load(dt_bias + h).to(tl.float32)
         d = tl.where(d > 20.0, d, tl.log(1.0 + tl.exp(d)))            # softplus (torch's threshold 20)
-        d = tl.maximum(d, dt_min)
         decay = tl.exp(-d * tl.exp(tl.load(A_log + h).to(tl.float32)))   # exp(dt A), A = -exp(A_log)
         xv = tl.load(x + b * stride_x + h * P + p).to(tl.float32)
         Bv = tl.load(B + b * stride_bc + g * N + n).to(tl.float32)
@@ -577,8 +576,8 @@ if triton is not None:
         tl.store(y + bh * P + p, out.to(y.dtype.element_ty))
 
 
-def ssd_step_triton(state, x, dt, dt_bias, A_log, B, C, D, dt_min: float = 0.0):
-    """ssd_step fused into one kernel, with softplus(dt + dt_bias), the dt clamp and the D skip folded in:
+def ssd_step_triton(state, x, dt, dt_bias, A_log, B, C, D):
+    """ssd_step fused into one kernel, with softplus(dt + dt_bias) and the D skip folded in:
     state (b, h, p, n) float32 is updated in place; x: (b, h, p), dt: (b, h) before softplus, B, C: (b, g, n).
     Returns y + D x (b, h, p) in x's dtype."""
     b, h, p = x.shape
@@ -589,7 +588,7 @@ def ssd_step_triton(state, x, dt, dt_bias, A_log, B, C, D, dt_min: float = 0.0):
     y = torch.empty(b, h, p, device=x.device, dtype=x.dtype)
     block_p = min(16, p)
     _ssd_step_kernel[(b * h, triton.cdiv(p, block_p))](
-        state, x, dt, dt_bias, A_log, B, C, D, y, x.stride(0), dt.stride(0), B.stride(0), dt_min,
+        state, x, dt, dt_bias, A_log, B, C, D, y, x.stride(0), dt.stride(0), B.stride(0),
         H=h, G=g, P=p, N=n, BLOCK_P=block_p)
     return y
 
@@ -911,8 +910,6 @@ class Mamba2Mixer(nn.Module):
         self.state_size, self.chunk_size = m.state_size, m.chunk_size
         self.d_inner = m.num_heads * m.head_dim
         self.conv_dim = self.d_inner + 2 * m.n_groups * m.state_size
-        # transformers' NemotronHMamba2Mixer clamps dt below at time_step_min = 1e-3; mamba2 does not
-        self.dt_min = 1e-3 if args.family == "nemotron_h" else 0.0
         # in_proj -> [z (gate), x B C (through the conv), dt]
         self.in_proj = nn.Linear(args.hidden_size, self.d_inner + self.conv_dim + m.num_heads, bias=m.proj_bias)
         self.conv1d = nn.Conv1d(self.conv_dim, self.conv_dim, m.conv_kernel, groups=self.conv_dim,
@@ -936,7 +933,7 @@ class Mamba2Mixer(nn.Module):
         z, xBC, dt = self.in_proj(u).split([self.d_inner, self.conv_dim, self.num_heads], dim=-1)
         xBC = causal_conv1d(xBC, self.conv1d, cache.conv if cache is not None else None)
         x, B, C = xBC.split([self.d_inner, self.n_groups * self.state_size, self.n_groups * self.state_size], -1)
-        dt = F.softplus(dt.float() + self.dt_bias.float()).clamp(min=self.dt_min)
+        dt = F.softplus(dt.float() + self.dt_bias.float())   # no clamp: time_step_limit (0, inf), as published
         A = -torch.exp(self.A_log.float())
         x = x.unflatten(-1, (self.num_heads, self.head_dim))
         B = B.unflatten(-1, (self.n_groups, self.state_size))
@@ -967,10 +964,10 @@ class Mamba2Mixer(nn.Module):
             x, B, C = causal_conv1d(xBC, self.conv1d, cache.conv)[:, 0].split(split, dim=-1)
             y = ssd_step_triton(cache.ssm, x.unflatten(-1, (self.num_heads, self.head_dim)), dt[:, 0], self.dt_bias,
                                 self.A_log, B.unflatten(-1, (self.n_groups, self.state_size)),
-                                C.unflatten(-1, (self.n_groups, self.state_size)), self.D, self.dt_min)[:, None]
+                                C.unflatten(-1, (self.n_groups, self.state_size)), self.D)[:, None]
         else:
             x, B, C = causal_conv1d_triton(xBC, self.conv1d, cache.conv if cache is not None else None).split(split, -1)
-            dt = F.softplus(dt.float() + self.dt_bias.float()).clamp(min=self.dt_min)
+            dt = F.softplus(dt.float() + self.dt_bias.float())
             x = x.unflatten(-1, (self.num_heads, self.head_dim))
             scan_args = (x, dt, -torch.exp(self.A_log.float()), B.unflatten(-1, (self.n_groups, self.state_size)),
                          C.unflatten(-1, (self.n_groups, self.state_size)))
