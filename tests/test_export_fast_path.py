@@ -10,6 +10,7 @@ use tf32 dots there), bfloat16 inputs on the GPU for the kernel-level ones.
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import sys
 from pathlib import Path
@@ -126,6 +127,39 @@ def test_fused_decode_step_updates_the_state_in_place_like_ssd_step():
     y = M.ssd_step_triton(state, x, dt_raw, dt_bias, A_log, B, C, D)
     assert rel(state, s_ref) < 1e-5
     assert rel(y, y_ref + x * D[:, None]) < 1e-5
+
+
+@triton_kernel
+@pytest.mark.parametrize("with_state,length,groups", [(True, 150, 2), (False, 64, 1), (True, 30, 4)])
+def test_chunk_states_kernel_reads_b_per_group_and_matches_the_chunk_recurrence(with_state, length, groups):
+    """The states at each chunk's start and the final state, B a strided view with one row per group: the chunk
+    recurrence written out in torch, and the final state of the model's chunked SSD reference."""
+    torch.manual_seed(8)
+    b, h, p, n, chunk = 2, 8, 32, 64, 64
+    x = torch.randn(b, length, h, p, device=DEVICE, dtype=LOW)
+    dt = F.softplus(torch.randn(b, length, h, device=DEVICE) - 2)
+    A = -torch.exp(torch.randn(h, device=DEVICE))
+    conv_out = torch.randn(b, length, groups * n + 24, device=DEVICE, dtype=LOW) * n ** -0.5
+    B = conv_out[..., 24:].unflatten(-1, (groups, n))   # strided rows, as split from the conv's output
+    h0 = torch.randn(b, h, p, n, device=DEVICE) if with_state else None
+    v = x * dt[..., None].to(LOW)
+    pad = -length % chunk
+    cum = F.pad(dt * A, (0, 0, 0, pad)).unflatten(1, (-1, chunk)).cumsum(2).flatten(1, 2)[:, :length]
+    g = (cum / math.log(2)).contiguous()   # chunk-local, log2 units
+    states, final = M.ssd_chunk_states_triton(B, v, g, h0, chunk)
+    state = h0.clone() if with_state else torch.zeros(b, h, p, n, device=DEVICE)
+    k = B.float().repeat_interleave(h // groups, dim=2)
+    for c, start in enumerate(range(0, length, chunk)):
+        assert rel(states[:, c], state) < 2e-2 if with_state or c else states[:, c].abs().max() == 0
+        rows = slice(start, min(start + chunk, length))
+        g_last = g[:, rows.stop - 1]
+        decay = torch.exp2(g_last[:, None] - g[:, rows])   # b t h
+        state = state * torch.exp2(g_last)[..., None, None] + torch.einsum(
+            "bthp,bthn->bhpn", v[:, rows].float() * decay[..., None], k[:, rows])
+    assert states.shape == (b, -(-length // chunk), h, p, n) and states.dtype == LOW
+    assert final.dtype == torch.float32 and rel(final, state) < 2e-2
+    _, ref_final = M.ssd_chunked_scan(x, dt, A, B.contiguous(), B.contiguous(), chunk, initial_state=h0)
+    assert rel(final, ref_final) < 2e-2
 
 
 @gpu_only

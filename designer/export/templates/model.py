@@ -538,19 +538,70 @@ def ssd_chunked_scan_triton(x, dt, A, B, C, initial_state=None):
 
 
 def ssd_grouped_scan_triton(v, g, B, C, initial_state=None, chunk: int = 64):
-    """Inference: chunk_simple_gla's two kernels called directly, so that C (the queries) and B stay one per
-    group where fla allows it: the output kernel reads grouped queries and keys (fla's grouped-value heads);
-    only the state kernel wants the keys on every head. One repeat of B instead of repeats of B and C (each
-    as large as the sequence's states per head). v = dt x, g = dt A (b, l, h); B, C (b, l, g, n)."""
+    """Inference: chunk_simple_gla's two stages with C (the queries) and B (the keys) one per group, never
+    repeated on every head: the states at the chunks' starts from ssd_chunk_states_triton, the outputs from fla's
+    output kernel (its grouped-value heads). v = dt x, g = dt A (b, l, h); B, C (b, l, g, n)."""
     fla = fla_kernels()
     g = fla.chunk_local_cumsum(g, chunk_size=chunk, scale=fla.rcp_ln2)   # fla's kernels use exp2
-    k_heads = B.repeat_interleave(v.shape[2] // B.shape[2], dim=2)
     h0 = initial_state.contiguous() if initial_state is not None else None
-    states, final = fla.chunk_fwd_h(k=k_heads, v=v, g=g, h0=h0, output_final_state=True,
-                                    state_v_first=True, chunk_size=chunk)
+    states, final = ssd_chunk_states_triton(B, v, g, h0, chunk)
     y = fla.chunk_fwd_o(q=C.contiguous(), k=B.contiguous(), v=v, h=states, g=g, scale=1.0, state_v_first=True,
                         chunk_size=chunk)
     return y, final
+
+
+if triton is not None:
+    @triton.jit
+    def _ssd_chunk_states_kernel(k, v, g, h0, states, final, length, stride_kb, stride_kt, stride_kg,
+                                 H: tl.constexpr, G: tl.constexpr, P: tl.constexpr, N: tl.constexpr,
+                                 BT: tl.constexpr, BP: tl.constexpr, BN: tl.constexpr, HAS_H0: tl.constexpr):
+        """One program: a (BP, BN) block of one (sequence, head) state, carried across the chunks of BT tokens;
+        the state at each chunk's start is stored, then h <- h 2^(g_last) + (v 2^(g_last - g))^T k over the chunk
+        (g: the chunk-local cumulative log2 decay). The keys are read from the head's group: no per-head copy."""
+        blk, bh = tl.program_id(0), tl.program_id(1).to(tl.int64)
+        b, h = bh // H, bh % H
+        n_p = tl.cdiv(P, BP)
+        p, n = (blk % n_p) * BP + tl.arange(0, BP), (blk // n_p) * BN + tl.arange(0, BN)
+        m_pn = (p[:, None] < P) & (n[None, :] < N)
+        acc = tl.zeros([BP, BN], tl.float32)
+        if HAS_H0:
+            acc += tl.load(h0 + (bh * P + p[:, None]) * N + n[None, :], mask=m_pn, other=0.0)
+        kb = k + b * stride_kb + (h // (H // G)) * stride_kg
+        n_chunks = tl.cdiv(length, BT)
+        for c in range(n_chunks):
+            tl.store(states + ((b * n_chunks + c) * H + h) * P * N + p[:, None] * N + n[None, :],
+                     acc.to(states.dtype.element_ty), mask=m_pn)
+            t = (c * BT + tl.arange(0, BT)).to(tl.int64)
+            m_t = t < length
+            last = tl.minimum(c * BT + BT, length) - 1
+            gt = tl.load(g + (b * length + t) * H + h, mask=m_t, other=0.0)
+            g_last = tl.load(g + (b * length + last) * H + h)
+            vt = tl.load(v + ((b * length + t[:, None]) * H + h) * P + p[None, :], mask=m_t[:, None] & (p[None, :] < P),
+                         other=0.0)
+            kt = tl.load(kb + t[:, None] * stride_kt + n[None, :], mask=m_t[:, None] & (n[None, :] < N), other=0.0)
+            vt = (vt * tl.exp2(g_last - gt)[:, None]).to(kt.dtype)
+            acc = acc * tl.exp2(g_last) + tl.dot(tl.trans(vt), kt)
+        tl.store(final + (bh * P + p[:, None]) * N + n[None, :], acc, mask=m_pn)
+
+
+def ssd_chunk_states_triton(B: torch.Tensor, v: torch.Tensor, g: torch.Tensor, h0: torch.Tensor | None = None,
+                            chunk: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """The SSD's states at every chunk's start, (b, chunks, h, p, n) in v's dtype, and the final state (b, h, p, n)
+    float32 (the layout of fla's chunk_fwd_h with state_v_first), with B read per group where it lies (a view of
+    the conv's output; fla's state kernel wants B repeated on every head). B: (b, l, groups, n), rows may be
+    strided; v = dt x (b, l, h, p); g: dt A's cumulative sum within each chunk, in log2 units (b, l, h), float32;
+    h0: (b, h, p, n) float32 or None."""
+    b, length, h, p = v.shape
+    groups, n = B.shape[2], B.shape[3]
+    assert B.stride(3) == 1 and v.is_contiguous() and g.is_contiguous()
+    chunks = triton.cdiv(length, chunk)
+    states = torch.empty(b, chunks, h, p, n, device=v.device, dtype=v.dtype)
+    final = torch.empty(b, h, p, n, device=v.device, dtype=torch.float32)
+    bp, bn = min(64, triton.next_power_of_2(p)), min(64, triton.next_power_of_2(n))
+    _ssd_chunk_states_kernel[(triton.cdiv(p, bp) * triton.cdiv(n, bn), b * h)](
+        B, v, g, h0 if h0 is not None else final, states, final, length, B.stride(0), B.stride(1), B.stride(2),
+        H=h, G=groups, P=p, N=n, BT=chunk, BP=bp, BN=bn, HAS_H0=h0 is not None, num_warps=4, num_stages=2)
+    return states, final
 
 
 if triton is not None:
