@@ -593,11 +593,12 @@ def ssd_chunk_states_triton(B: torch.Tensor, v: torch.Tensor, g: torch.Tensor, h
     h0: (b, h, p, n) float32 or None."""
     b, length, h, p = v.shape
     groups, n = B.shape[2], B.shape[3]
-    assert B.stride(3) == 1 and v.is_contiguous() and g.is_contiguous()
+    assert B.stride(3) == 1 and v.is_contiguous() and g.is_contiguous() and h % groups == 0
+    assert h0 is None or (h0.is_contiguous() and h0.dtype == torch.float32)
     chunks = triton.cdiv(length, chunk)
     states = torch.empty(b, chunks, h, p, n, device=v.device, dtype=v.dtype)
     final = torch.empty(b, h, p, n, device=v.device, dtype=torch.float32)
-    bp, bn = min(64, triton.next_power_of_2(p)), min(64, triton.next_power_of_2(n))
+    bp, bn = (max(16, min(64, triton.next_power_of_2(size))) for size in (p, n))   # tl.dot: blocks of 16 or more
     _ssd_chunk_states_kernel[(triton.cdiv(p, bp) * triton.cdiv(n, bn), b * h)](
         B, v, g, h0 if h0 is not None else final, states, final, length, B.stride(0), B.stride(1), B.stride(2),
         H=h, G=groups, P=p, N=n, BT=chunk, BP=bp, BN=bn, HAS_H0=h0 is not None, num_warps=4, num_stages=2)
