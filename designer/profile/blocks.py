@@ -101,14 +101,14 @@ def triton_scan_elems_per_token(held: int, heads: int, head_dim: int, state: int
                                 groups: int) -> tuple[float, float]:
     """(activation-dtype, fp32) values per token alive at the peak of model.py's triton SSD scan in a prefill:
     what the block holds meanwhile (`held`: normed input, in_proj's output, the conv's output); inside
-    ssd_chunked_scan_triton B repeated to every head for fla's state kernel (H·N) and B and C copied out per
-    group for its output kernel (2 G·N: ssd_grouped_scan_triton; without groups, H = G, B and C per head:
-    2 H·N), v = dt·x (H·P), fla's per-chunk states kept in the input dtype (H·P·N / FLA_CHUNK: chunk_fwd_h
-    with states_in_fp32 False) and the output y (H·P); fp32 dt, g = dt·A and its chunk-local cumsum (3 H).
+    ssd_chunked_scan_triton B and C copied out per group for fla's output kernel (2 G·N: ssd_grouped_scan_triton,
+    whose state kernel reads B in place; without groups, H = G, B and C per head), v = dt·x (H·P), the per-chunk
+    states kept in the input dtype (H·P·N / FLA_CHUNK, at fla's chunk: ssd_chunk_states_triton, as fla's
+    chunk_fwd_h with states_in_fp32 False) and the output y (H·P); fp32 dt, g = dt·A and its chunk-local
+    cumsum (3 H).
     Against the H200's whole-model peaks (bench/results/measured/*_triton.json)."""
     H, P, N, G = heads, head_dim, state, groups
-    b_and_c = H * N + 2 * G * N if G < H else 2 * H * N
-    acts = held + b_and_c + H * P + H * P * N / FLA_CHUNK + H * P
+    acts = held + 2 * G * N + H * P + H * P * N / FLA_CHUNK + H * P
     return float(acts), float(3 * H)
 
 

@@ -151,8 +151,8 @@ class Roofline:
                                             embedding=first, head=last),
             kv_bytes_per_token=mem.kv_cache_bytes_per_token(lay, s.kv, tp=s.tp, costs=costs, counts=counts),
             state_bytes_per_sequence=ssm + conv, ssm_state_bytes_per_sequence=ssm,
-            # workspace: an explicitly chosen backend's own (the exported model's torch scan, or fla-core's scan,
-            # which repeats B and C on every head); unchosen, what fused kernels need (B and C per group)
+            # workspace: an explicitly chosen backend's own (the exported model's torch scan, or its triton scan's
+            # chunk states and per-group B and C copies); unchosen, what fused kernels need (B and C per group)
             activation_bytes_per_token=mem.activation_bytes_per_token(lay, act_dtype=s.act_dtype, tp=s.tp,
                                                                       costs=costs, counts=counts, kernels=s.kernels),
             step_activation_bytes_per_token=mem.activation_bytes_per_token(
