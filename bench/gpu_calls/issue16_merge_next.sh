@@ -9,6 +9,7 @@
 # measured/superseded/) and python bench/measured_vs_predicted.py. The tests ran first and cached fla's autotune choices
 # for small shapes (they no longer do): issue16_fresh_autotune.sh re-times nemotron's prefill with an empty cache.
 source "$(dirname "$0")/setup.sh"
+source "$(dirname "$0")/triton_refit.sh"
 export TRITON_CACHE_AUTOTUNING=1
 if [ "${1:-}" = check ]; then
   timeout 240 python3 -m pytest -q -p no:cacheprovider tests/test_export_fast_path.py > "$W/tests.log" 2>&1
@@ -21,15 +22,6 @@ if [ "${1:-}" = check ]; then
     --out "$W/profile.json" > "$W/profile.log" 2>&1
   echo "profile at $(el) s" >> "$W/calls.log"; pack
 else
-  timeout 230 python3 -m designer.cli calibrate --hardware h200 --kernels triton --layouts nemotron-h-8b,llama-3.1-8b \
-    --device cuda --budget-s 150 --out "$W/calibration_h200_micro_triton.json" > "$W/calibrate.log" 2>&1
-  echo "calibrate rc=$? at $(el) s" >> "$W/calls.log"; pack
-  for L in llama-3.1-8b nemotron-h-8b bench/heldout/hybrid-3b-heldout.yaml mamba2-2.7b; do
-    left=$(( 570 - $(el) )); [ "$left" -lt 40 ] && { echo "skip $L: $left s left" >> "$W/calls.log"; continue; }
-    n=$(basename "$L" .yaml)
-    timeout "$left" python3 -m designer.cli measure "$L" --device cuda --kernels triton --prompts 4096,16384,65536 \
-      --contexts 4096,16384,65536 --batches 1,16,64 --iters 2 --save "$W/${n}_cuda_triton.json" > "$W/measure_$n.log" 2>&1
-    echo "measure $n rc=$? at $(el) s" >> "$W/calls.log"; pack
-  done
+  triton_refit 570
 fi
 cat "$W/calls.log"; tail -n 4 "$W"/*.log
