@@ -473,7 +473,11 @@ def fit(micro: dict[str, Any], hardware: "str | Hardware", kernels: str, *, deco
     component = component_efficiency(micro, hw, mode)
     fields = efficiency_fields()
     terms = [t for t in TERMS if t.name in fields]
-    start = {t.name: _start(t, base, component, predictor) for t in terms}
+    # every fitted term starts where an uncalibrated profile has it, not at the backend's earlier fit: the result
+    # is a function of the data and the profile's own terms, so writing it twice changes nothing
+    general = hw.efficiency if hasattr(hw, "efficiency_for") else base
+    uncalibrated = dataclasses.replace(base, **{t.name: getattr(general, t.name) for t in terms})
+    start = {t.name: _start(t, uncalibrated, component, predictor) for t in terms}
 
     # start: the component measurements (else the profile) for every term
     base_start = dataclasses.replace(base, **start)
