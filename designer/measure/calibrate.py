@@ -479,7 +479,7 @@ def fit(micro: dict[str, Any], hardware: "str | Hardware", kernels: str, *, deco
     uncalibrated = dataclasses.replace(base, **{t.name: getattr(general, t.name) for t in terms})
     start = {t.name: _start(t, uncalibrated, component, predictor) for t in terms}
 
-    # start: the component measurements (else the profile) for every term
+    # start: the component measurements (else the uncalibrated profile) for every term
     base_start = dataclasses.replace(base, **start)
     names = [t.name for t in terms]
     lo = np.array([t.lower / t.scale for t in terms])
