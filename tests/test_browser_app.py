@@ -33,6 +33,10 @@ pytestmark = [
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TIMEOUT_MS = 30_000
+if sync_playwright is not None:
+    # every expect() waits as long as a page action may: on a loaded machine a rerun can keep the previous run's
+    # widgets beside the new ones for more than the default 5 s (seen once in CI: two "through layer" inputs)
+    expect.set_options(timeout=TIMEOUT_MS)
 
 
 def _free_port() -> int:
