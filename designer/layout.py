@@ -670,11 +670,12 @@ def parse_json_object(text: str, *, source: str | None = None) -> dict | None:
         return None
 
     def no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
-        data = dict(pairs)
-        if len(data) < len(pairs):
-            dup = next(k for i, (k, _) in enumerate(pairs) if any(k == other for other, _ in pairs[:i]))
-            raise LayoutError(f"duplicate key {dup!r}", source=source)
-        return data
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise LayoutError(f"duplicate key {key!r}", source=source)
+            seen.add(key)
+        return dict(pairs)
     try:
         return json.loads(text, object_pairs_hook=no_duplicates)
     except (json.JSONDecodeError, RecursionError):   # not JSON, or nested too deep: YAML's reader decides

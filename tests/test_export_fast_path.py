@@ -96,7 +96,7 @@ def test_triton_is_what_auto_picks_on_cuda():
 @pytest.mark.parametrize("grad,g,with_state", [(False, 2, True), (False, 1, False), (True, 2, True)],
                          ids=["grouped-inference", "one-group-no-state", "autograd"])
 def test_triton_ssd_scan_matches_the_chunked_reference(grad, g, with_state):
-    """Inference takes fla's kernels directly with C and B per group (ssd_grouped_scan_triton); with a
+    """Inference takes C and B per group (ssd_grouped_scan_triton: our state kernel, fla's output kernel); with a
     gradient wanted, chunk_simple_gla over B and C repeated on every head."""
     torch.manual_seed(0)
     b, seqlen, h, p, n = 2, 300, 8, 64, 128

@@ -475,8 +475,7 @@ def fit(micro: dict[str, Any], hardware: "str | Hardware", kernels: str, *, deco
     terms = [t for t in TERMS if t.name in fields]
     # every fitted term starts where an uncalibrated profile has it, not at the backend's earlier fit: the result
     # is a function of the data and the profile's own terms, so writing it twice changes nothing
-    general = hw.efficiency if hasattr(hw, "efficiency_for") else base
-    uncalibrated = dataclasses.replace(base, **{t.name: getattr(general, t.name) for t in terms})
+    uncalibrated = dataclasses.replace(base, **{t.name: getattr(hw.efficiency, t.name) for t in terms})
     start = {t.name: _start(t, uncalibrated, component, predictor) for t in terms}
 
     # start: the component measurements (else the uncalibrated profile) for every term

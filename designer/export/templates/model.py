@@ -123,15 +123,14 @@ def fla_kernels():
             from fla.modules.causal_conv1d import causal_conv1d
             from fla.modules.norm.layernorm import rms_norm
             from fla.modules.norm.layernorm_gated import layer_norm_fwd, rmsnorm_fn
-            from fla.ops.common.chunk_h import chunk_fwd_h
             from fla.ops.common.chunk_o import chunk_fwd_o
             from fla.ops.simple_gla import chunk_simple_gla
             from fla.ops.utils import chunk_local_cumsum
             from fla.ops.utils.constant import RCP_LN2
             _FLA = SimpleNamespace(causal_conv1d=causal_conv1d, rms_norm=rms_norm, gated_rms_norm=rmsnorm_fn,
                                    gated_rms_norm_fwd=layer_norm_fwd, chunk_simple_gla=chunk_simple_gla,
-                                   chunk_local_cumsum=chunk_local_cumsum, chunk_fwd_h=chunk_fwd_h,
-                                   chunk_fwd_o=chunk_fwd_o, rcp_ln2=RCP_LN2, swiglu=swiglu,
+                                   chunk_local_cumsum=chunk_local_cumsum, chunk_fwd_o=chunk_fwd_o,
+                                   rcp_ln2=RCP_LN2, swiglu=swiglu,
                                    scan_backward=fla_scan_backward_ok())
         except Exception:   # ImportError, or a broken CUDA/Triton install
             _FLA = False
